@@ -1,0 +1,188 @@
+//! The guest's `/init`.
+//!
+//! Mounts proc, sysfs, devtmpfs, tmpfs and cgroup2, installs the busybox
+//! applets, runs the job in [`JOB_PATH`], prints the [`ExitReport`] marker on
+//! the console and leaves QEMU through the isa-debug-exit port. Anything that
+//! goes wrong is printed with [`INIT_ERROR_MARKER`] so the host can quote it.
+
+use std::fs;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use kcontainer_init::{ExitReport, Job, DEBUG_EXIT_PORT, INIT_ERROR_MARKER, JOB_PATH};
+
+fn main() {
+    let status = match run() {
+        Ok(status) => status,
+        Err(err) => {
+            println!("{INIT_ERROR_MARKER}: {err:#}");
+            125
+        }
+    };
+    kmemleak_scan();
+    let report = ExitReport {
+        status,
+        tainted: tainted().unwrap_or(u64::MAX),
+    };
+    println!("{}", report.line());
+    power_off(report.port_byte());
+}
+
+fn run() -> Result<i32> {
+    mount_pseudo_filesystems()?;
+    install_busybox()?;
+    let job: Job =
+        serde_json::from_slice(&fs::read(JOB_PATH).with_context(|| format!("reading {JOB_PATH}"))?)
+            .with_context(|| format!("parsing {JOB_PATH}"))?;
+    let Some((program, args)) = job.argv.split_first() else {
+        bail!("{JOB_PATH}: empty argv");
+    };
+
+    let mut cmd = if job.interactive {
+        // setsid + cttyhack give the shell the real console (ttyS0) as its
+        // controlling terminal, so job control and Ctrl-C work.
+        let mut cmd = Command::new("/bin/busybox");
+        cmd.args(["setsid", "cttyhack", program]).args(args);
+        cmd
+    } else {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        cmd
+    };
+    cmd.env_clear()
+        .env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
+        .env("HOME", "/root")
+        .env("TERM", "linux")
+        .current_dir("/");
+    if let Some(path) = &job.stdout {
+        let out = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {path}"))?;
+        cmd.stdout(Stdio::from(out));
+    }
+    // SAFETY: setsid() is async-signal-safe; the closure touches nothing else.
+    // A new session keeps the job apart from /init (pid 1 ignores signals it
+    // has no handler for, its children must not).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", job.argv.join(" ")))?;
+    let pid = child.id() as libc::pid_t;
+    // As pid 1 we inherit every orphan: reap them until our own child ends.
+    loop {
+        let mut wstatus = 0;
+        // SAFETY: plain waitpid on any child with a valid out pointer.
+        let reaped = unsafe { libc::waitpid(-1, &mut wstatus, 0) };
+        if reaped == pid {
+            // Keep std's view consistent (the child is gone; ignore its answer).
+            let _ = child.try_wait();
+            let status = std::process::ExitStatus::from_raw(wstatus);
+            return Ok(status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)));
+        }
+        if reaped < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINTR) {
+                return Err(err).context("waitpid");
+            }
+        }
+    }
+}
+
+fn mount_pseudo_filesystems() -> Result<()> {
+    let mounts: [(&str, &str, &str); 5] = [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+        ("cgroup2", "/sys/fs/cgroup", "cgroup2"),
+    ];
+    for (source, target, fstype) in mounts {
+        fs::create_dir_all(target).with_context(|| format!("creating {target}"))?;
+        mount(source, target, fstype).with_context(|| format!("mounting {fstype} on {target}"))?;
+    }
+    // debugfs is optional (the debug kernel has it, for kmemleak).
+    if fs::metadata("/sys/kernel/debug").is_ok() {
+        let _ = mount("debugfs", "/sys/kernel/debug", "debugfs");
+    }
+    Ok(())
+}
+
+fn mount(source: &str, target: &str, fstype: &str) -> Result<()> {
+    let c = |s: &str| std::ffi::CString::new(s).context("NUL in mount argument");
+    let (source, target, fstype) = (c(source)?, c(target)?, c(fstype)?);
+    // SAFETY: all pointers are valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+fn install_busybox() -> Result<()> {
+    if fs::metadata("/bin/busybox").is_err() {
+        return Ok(());
+    }
+    let status = Command::new("/bin/busybox")
+        .args(["--install", "-s"])
+        .status()
+        .context("running busybox --install -s")?;
+    if !status.success() {
+        bail!("busybox --install -s: {status}");
+    }
+    Ok(())
+}
+
+fn tainted() -> Result<u64> {
+    let text = fs::read_to_string("/proc/sys/kernel/tainted")
+        .context("reading /proc/sys/kernel/tainted")?;
+    text.trim()
+        .parse()
+        .context("parsing /proc/sys/kernel/tainted")
+}
+
+/// On a kernel with kmemleak, scan now and print what it found on the console,
+/// where the host's splat scanner sees it.
+fn kmemleak_scan() {
+    const KMEMLEAK: &str = "/sys/kernel/debug/kmemleak";
+    if fs::write(KMEMLEAK, "scan").is_ok() {
+        if let Ok(report) = fs::read_to_string(KMEMLEAK) {
+            for line in report.lines() {
+                println!("kmemleak: {line}");
+            }
+        }
+    }
+}
+
+fn power_off(byte: u8) -> ! {
+    // SAFETY: ioperm() only changes this process's I/O permission bitmap.
+    if unsafe { libc::ioperm(DEBUG_EXIT_PORT.into(), 1, 1) } == 0 {
+        // SAFETY: the port was granted above; writing to isa-debug-exit makes
+        // QEMU exit with (byte << 1) | 1 and touches no guest memory.
+        unsafe { std::arch::asm!("out dx, al", in("dx") DEBUG_EXIT_PORT, in("al") byte) };
+    }
+    // Without isa-debug-exit: reboot, which `-no-reboot` turns into an exit.
+    // (RB_POWER_OFF only halts this minimal kernel, see lab-notes.md.)
+    // SAFETY: reboot(2) does not return on success.
+    unsafe { libc::reboot(libc::RB_AUTOBOOT) };
+    loop {
+        // SAFETY: pause() has no preconditions.
+        unsafe { libc::pause() };
+    }
+}

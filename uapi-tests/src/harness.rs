@@ -1,0 +1,308 @@
+//! kselftest-style runner: every test in its own forked child and process group, with a
+//! timeout; the child sends its result up a pipe; the parent prints KTAP.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::sys::{self, Skip};
+
+/// One entry of the test table.
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn() -> Result<()>,
+    /// Overrides the default timeout for a test that needs longer.
+    pub timeout: Option<Duration>,
+}
+
+impl Test {
+    pub const fn new(name: &'static str, run: fn() -> Result<()>) -> Self {
+        Self {
+            name,
+            run,
+            timeout: None,
+        }
+    }
+
+    #[allow(dead_code)] // for tests that need more than the default
+    pub const fn timeout(self, secs: u64) -> Self {
+        Self {
+            timeout: Some(Duration::from_secs(secs)),
+            ..self
+        }
+    }
+}
+
+/// How a test ended, as the parent saw it.
+pub enum Outcome {
+    Pass,
+    Skip(String),
+    /// Diagnostic lines explaining the failure.
+    Fail(Vec<String>),
+}
+
+/// Prints one KTAP line and flushes, so output survives a crash or a guest reset.
+pub fn emit(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Prints a diagnostic; every line of `text` becomes a `# ` line.
+pub fn diag(text: &str) {
+    for line in text.lines() {
+        emit(format!("# {line}").trim_end());
+    }
+}
+
+/// Runs `tests` and prints the KTAP document; returns true when none failed.
+pub fn run_all(tests: &[&Test], default_timeout: Duration, preamble: &[String]) -> bool {
+    // Orphaned grandchildren come back to us, so they can be reaped between tests.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+
+    emit("KTAP version 1");
+    emit(&format!("1..{}", tests.len()));
+    for line in preamble {
+        diag(line);
+    }
+    let (mut pass, mut fail, mut skip) = (0, 0, 0);
+    for (i, test) in tests.iter().enumerate() {
+        let n = i + 1;
+        let timeout = test.timeout.unwrap_or(default_timeout);
+        match run_one(test, timeout) {
+            Outcome::Pass => {
+                pass += 1;
+                emit(&format!("ok {n} {}", test.name));
+            }
+            Outcome::Skip(reason) => {
+                skip += 1;
+                emit(&format!(
+                    "ok {n} {} # SKIP {}",
+                    test.name,
+                    one_line(&reason)
+                ));
+            }
+            Outcome::Fail(lines) => {
+                fail += 1;
+                for line in &lines {
+                    diag(line);
+                }
+                emit(&format!("not ok {n} {}", test.name));
+            }
+        }
+    }
+    diag(&format!("Totals: pass:{pass} fail:{fail} skip:{skip}"));
+    fail == 0
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Result record sent from the test child: a tag byte and the text.
+const PASS: u8 = b'P';
+const SKIP: u8 = b'S';
+const FAIL: u8 = b'F';
+
+fn run_one(test: &Test, timeout: Duration) -> Outcome {
+    match spawn_and_wait(test, timeout) {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Fail(vec![format!("harness: {e:#}")]),
+    }
+}
+
+fn spawn_and_wait(test: &Test, timeout: Duration) -> Result<Outcome> {
+    let (rx, tx) = sys::pipe()?;
+    let _ = std::io::stdout().flush();
+    let child = sys::fork_child(|| {
+        // SAFETY: setpgid on ourselves; the parent kills the whole group afterwards.
+        unsafe { libc::setpgid(0, 0) };
+        report(&tx, test.run);
+        0
+    })?;
+    // Both sides set the group, so it is in place whichever runs first.
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::setpgid(child.pid, child.pid) };
+    drop(tx);
+    let mut child = child;
+
+    let status = wait_with_timeout(&child, timeout)?;
+    let message = drain(&rx);
+    // Kill whatever the test left behind in its group, then reap it (we are the subreaper).
+    // SAFETY: signals our own test's process group.
+    unsafe { libc::kill(-child.pid, libc::SIGKILL) };
+    let status = match status {
+        Some(status) => {
+            child.reaped();
+            status
+        }
+        None => {
+            child.kill();
+            child.wait()?;
+            reap_orphans();
+            return Ok(Outcome::Fail(vec![format!(
+                "timeout after {}s",
+                timeout.as_secs()
+            )]));
+        }
+    };
+    reap_orphans();
+
+    let text = String::from_utf8_lossy(message.get(1..).unwrap_or_default()).into_owned();
+    if libc::WIFSIGNALED(status) {
+        let mut lines = vec![format!(
+            "test process killed by signal {}",
+            sys::signal_name(libc::WTERMSIG(status))
+        )];
+        lines.extend(text.lines().map(str::to_string));
+        return Ok(Outcome::Fail(lines));
+    }
+    Ok(match message.first() {
+        Some(&PASS) => Outcome::Pass,
+        Some(&SKIP) => Outcome::Skip(text),
+        Some(&FAIL) => Outcome::Fail(text.lines().map(str::to_string).collect()),
+        _ => Outcome::Fail(vec![format!(
+            "test process ended with {} without reporting a result",
+            sys::describe_status(status)
+        )]),
+    })
+}
+
+/// In the test child: run the test and write one result record.
+fn report(tx: &OwnedFd, run: fn() -> Result<()>) {
+    let record = match std::panic::catch_unwind(run) {
+        Ok(Ok(())) => vec![PASS],
+        Ok(Err(e)) => match e.chain().find_map(|c| c.downcast_ref::<Skip>()) {
+            Some(skip) => [&[SKIP], skip.0.as_bytes()].concat(),
+            None => [&[FAIL], format!("{e:#}").as_bytes()].concat(),
+        },
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            [&[FAIL], format!("panicked: {msg}").as_bytes()].concat()
+        }
+    };
+    // Keep it well below the pipe buffer, so the write never blocks.
+    let _ = sys::write_all(tx, &record[..record.len().min(16 * 1024)]);
+}
+
+/// Polls for the child's exit; None on timeout.
+fn wait_with_timeout(child: &sys::Child, timeout: Duration) -> Result<Option<libc::c_int>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out pointer.
+        let r = unsafe { libc::waitpid(child.pid, &mut status, libc::WNOHANG) };
+        if r == child.pid {
+            return Ok(Some(status));
+        }
+        if r < 0 && sys::last_errno() != sys::Errno::INTR {
+            anyhow::bail!(
+                "waitpid({}): {}",
+                child.pid,
+                sys::errno_name(sys::last_errno())
+            );
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whatever the child wrote, without blocking on write ends that grandchildren may hold.
+fn drain(rx: &OwnedFd) -> Vec<u8> {
+    // SAFETY: fcntl on an fd we own.
+    unsafe { libc::fcntl(rx.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = rustix::io::read(rx, &mut buf) {
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+/// Reaps exited leftovers, waiting up to a second for SIGKILLed ones to die.
+fn reap_orphans() {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        // SAFETY: no status wanted.
+        let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        if r > 0 {
+            continue;
+        }
+        if r < 0 || Instant::now() >= deadline {
+            return; // ECHILD: nothing left
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    fn run(f: fn() -> Result<()>, secs: u64) -> Outcome {
+        run_one(&Test::new("t", f), Duration::from_secs(secs))
+    }
+
+    fn fail_lines(o: Outcome) -> Vec<String> {
+        match o {
+            Outcome::Fail(lines) => lines,
+            Outcome::Pass => panic!("expected a failure, got a pass"),
+            Outcome::Skip(r) => panic!("expected a failure, got a skip: {r}"),
+        }
+    }
+
+    // One #[test]: the runner reaps every exited child of the process, so it must not
+    // run next to other forking tests.
+    #[test]
+    fn outcomes_reach_the_parent() {
+        assert!(matches!(run(|| Ok(()), 5), Outcome::Pass));
+
+        let skipped = run(
+            || Err(anyhow::Error::from(Skip("no feature".into())).context("probing")),
+            5,
+        );
+        assert!(matches!(skipped, Outcome::Skip(r) if r == "no feature"));
+
+        let failed = fail_lines(run(
+            || Err(anyhow::anyhow!("inner")).context("outer\nsecond line"),
+            5,
+        ));
+        assert_eq!(failed, ["outer", "second line: inner"]);
+
+        let panicked = fail_lines(run(|| panic!("boom"), 5));
+        assert_eq!(panicked, ["panicked: boom"]);
+
+        let timed_out = fail_lines(run(
+            || {
+                // A grandchild in the same process group is killed and reaped with it.
+                crate::sys::fork_child(|| loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                })?;
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            },
+            1,
+        ));
+        assert_eq!(timed_out, ["timeout after 1s"]);
+
+        let signalled = fail_lines(run(|| std::process::abort(), 5));
+        assert_eq!(signalled, ["test process killed by signal 6 (SIGABRT)"]);
+
+        let exited = fail_lines(run(|| std::process::exit(3), 5));
+        assert_eq!(
+            exited,
+            ["test process ended with exit status 3 without reporting a result"]
+        );
+    }
+}

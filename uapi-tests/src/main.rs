@@ -1,0 +1,214 @@
+//! uapi-tests: KTAP tests of the kcontainer uAPI (shared/uapi.md) and of the mainline 6.12
+//! mechanisms it builds on. Runs as root inside the lab's guest.
+//!
+//! ```text
+//! uapi-tests [--timeout SECS] [FILTER...]   run all tests, or those whose name contains a FILTER
+//! uapi-tests --list                          print the test names
+//! ```
+//!
+//! Output is KTAP version 1 on stdout. `--timeout` replaces the 10 s default; a test that
+//! declares its own timeout in the table keeps it. Exit status: 0 when no test failed,
+//! 1 when one did, 2 for a usage error or filters that match no test.
+
+mod container;
+mod harness;
+mod mainline;
+mod rust_sample;
+mod sys;
+mod uapi;
+#[cfg(test)]
+mod uapi_gen;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use harness::Test;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Every test, in run order.
+static TESTS: &[Test] = &[
+    Test::new(
+        "mainline_clone3_newpid_pidfd",
+        mainline::clone3_newpid_pidfd,
+    ),
+    Test::new("mainline_clone3_newuts", mainline::clone3_newuts),
+    Test::new("mainline_clone3_newns", mainline::clone3_newns),
+    Test::new("mainline_pidfd_poll_waitid", mainline::pidfd_poll_waitid),
+    Test::new("mainline_pidfd_open_errors", mainline::pidfd_open_errors),
+    Test::new("mainline_pidfd_send_signal", mainline::pidfd_send_signal),
+    Test::new("mainline_setns_pidfd_uts", mainline::setns_pidfd_uts),
+    Test::new(
+        "mainline_openat2_resolve_in_root",
+        mainline::openat2_resolve_in_root,
+    ),
+    Test::new(
+        "mainline_openat2_resolve_beneath",
+        mainline::openat2_resolve_beneath,
+    ),
+    Test::new("mainline_fsmount_tmpfs", mainline::fsmount_tmpfs),
+    Test::new("mainline_fsconfig_errors", mainline::fsconfig_errors),
+    Test::new("mainline_keys_request_key", mainline::keys_request_key),
+    Test::new("mainline_keys_errors", mainline::keys_errors),
+    Test::new("container_create_bad_args", container::create_bad_args),
+    Test::new("container_create_anon_fd", container::create_anon_fd),
+    Test::new(
+        "container_fork_into_container_bad_fd",
+        container::fork_into_container_bad_fd,
+    ),
+    Test::new("container_socket_bad_fd", container::socket_bad_fd),
+    Test::new("container_kill_bad_args", container::kill_bad_args),
+    Test::new("container_wait_bad_args", container::wait_bad_args),
+    Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
+];
+
+struct Args {
+    help: bool,
+    list: bool,
+    timeout: Duration,
+    filters: Vec<String>,
+}
+
+const USAGE: &str = "usage: uapi-tests [--list] [--timeout SECS] [FILTER...]";
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
+    let mut out = Args {
+        help: false,
+        list: false,
+        timeout: DEFAULT_TIMEOUT,
+        filters: Vec::new(),
+    };
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--list" => out.list = true,
+            "--timeout" => {
+                let secs = args.next().context("--timeout needs a value")?;
+                let secs: u64 = secs
+                    .parse()
+                    .with_context(|| format!("--timeout {secs:?}"))?;
+                if secs == 0 {
+                    bail!("--timeout must be at least 1");
+                }
+                out.timeout = Duration::from_secs(secs);
+            }
+            "-h" | "--help" => out.help = true,
+            s if s.starts_with('-') => bail!("unknown option {s:?}\n{USAGE}"),
+            _ => out.filters.push(arg),
+        }
+    }
+    Ok(out)
+}
+
+fn selected<'a>(tests: &'a [Test], filters: &[String]) -> Vec<&'a Test> {
+    tests
+        .iter()
+        .filter(|t| filters.is_empty() || filters.iter().any(|f| t.name.contains(f.as_str())))
+        .collect()
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("uapi-tests: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let tests = selected(TESTS, &args.filters);
+    if tests.is_empty() {
+        eprintln!(
+            "uapi-tests: no test matches {:?} (see --list)",
+            args.filters
+        );
+        return ExitCode::from(2);
+    }
+    if args.list {
+        for t in tests {
+            harness::emit(t.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    if harness::run_all(&tests, args.timeout, &[uapi::origin_line()]) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<Args> {
+        parse_args(v.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn names_are_unique_snake_case_and_grouped() {
+        let mut seen = std::collections::HashSet::new();
+        for t in TESTS {
+            assert!(seen.insert(t.name), "duplicate {}", t.name);
+            assert!(
+                t.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{} is not snake_case",
+                t.name
+            );
+            assert!(
+                ["mainline_", "container_", "rust_"]
+                    .iter()
+                    .any(|p| t.name.starts_with(p)),
+                "{} has no group prefix",
+                t.name
+            );
+        }
+    }
+
+    #[test]
+    fn cli() {
+        let a = args(&["--timeout", "3", "pidfd", "container_kill"]).unwrap();
+        assert!(!a.list);
+        assert_eq!(a.timeout, Duration::from_secs(3));
+        assert_eq!(a.filters, ["pidfd", "container_kill"]);
+        assert!(args(&["--list"]).unwrap().list);
+        assert_eq!(args(&[]).unwrap().timeout, DEFAULT_TIMEOUT);
+        assert!(args(&["--timeout"]).is_err());
+        assert!(args(&["--timeout", "x"]).is_err());
+        assert!(args(&["--timeout", "0"]).is_err());
+        assert!(args(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn filters_match_substrings() {
+        let names = |f: &[&str]| {
+            let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+            selected(TESTS, &f)
+                .iter()
+                .map(|t| t.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&[]).len(), TESTS.len());
+        assert_eq!(names(&["rust_"]), ["rust_minimal_sample_ran"]);
+        let both = names(&["container_kill", "container_wait"]);
+        assert_eq!(both, ["container_kill_bad_args", "container_wait_bad_args"]);
+        assert!(names(&["no_such_test"]).is_empty());
+    }
+
+    #[test]
+    fn generated_constants_match_the_contract() {
+        // Whatever the headers said, the series' numbers must match uapi.md.
+        assert_eq!(uapi::__NR_container_create, 463);
+        assert_eq!(uapi::__NR_container_wait, 467);
+        assert_eq!(uapi::CONTAINER_CLOSE_ON_EXEC, uapi::CONTAINER_FD_CLOEXEC);
+        assert_eq!(uapi::FSCONFIG_SET_CONTAINER, 9);
+        assert_eq!(uapi::MOVE_MOUNT_T_CONTAINER_ROOT, 0x80);
+        assert!(uapi::origin_line().starts_with("uapi: "));
+    }
+}

@@ -1,0 +1,128 @@
+//! One boot of the guest: pack the image for a job, run QEMU, collect the
+//! console, the KTAP port and /init's report, and scan for splats.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kcontainer_init::{ExitReport, Job, EXIT_MARKER, INIT_ERROR_MARKER};
+
+use crate::image::{self, Extra};
+use crate::layout::{Layout, Profile};
+use crate::qemu::{self, Console, Machine};
+use crate::report::GuestEnd;
+use crate::splat::{self, Splat};
+
+pub struct Boot<'a> {
+    pub job: Job,
+    pub extras: &'a [Extra],
+    pub timeout: Option<Duration>,
+    pub gdb: bool,
+}
+
+pub struct Outcome {
+    pub run_dir: PathBuf,
+    pub console_log: PathBuf,
+    pub ktap_log: PathBuf,
+    pub end: GuestEnd,
+    pub splats: Vec<Splat>,
+    pub ended: qemu::Ended,
+    pub accel: &'static str,
+}
+
+/// Lines the host shows of a captured console for `cargo xtask run -- CMD`:
+/// the command's output, not the kernel's boot messages or /init's marker.
+pub fn is_user_line(line: &str) -> bool {
+    !(line.starts_with('[') && line.contains("] ")) && !line.contains(EXIT_MARKER)
+}
+
+pub fn boot(
+    layout: &Layout,
+    command: &str,
+    b: Boot<'_>,
+    console: Option<(&mut dyn FnMut(&str), &mut dyn FnMut(&str))>,
+) -> Result<Outcome> {
+    let run_dir = layout.new_run(command)?;
+    let initrd = run_dir.join("initramfs.cpio");
+    image::pack(layout, &b.job, b.extras, &initrd)?;
+    let console_log = run_dir.join("console.log");
+    let ktap_log = run_dir.join("ktap.log");
+    let machine = Machine {
+        kernel: layout.bzimage(),
+        initrd,
+        memory_mib: match layout.profile {
+            Profile::Default => 512,
+            Profile::Debug => 2048,
+        },
+        append: ["console=ttyS0", "panic=-1", "printk.devkmsg=on"]
+            .map(String::from)
+            .to_vec(),
+        gdb: b.gdb,
+    };
+    let (accel, _) = qemu::accelerator();
+    let ended = match console {
+        None => qemu::run(
+            &machine,
+            Console::Interactive,
+            &console_log,
+            &ktap_log,
+            b.timeout,
+        )?,
+        Some((on_console, on_ktap)) => qemu::run(
+            &machine,
+            Console::Captured {
+                console: on_console,
+                ktap: on_ktap,
+            },
+            &console_log,
+            &ktap_log,
+            b.timeout,
+        )?,
+    };
+    let text = std::fs::read(&console_log)
+        .with_context(|| format!("reading {}", console_log.display()))?;
+    let lines: Vec<String> = String::from_utf8_lossy(&text)
+        .lines()
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect();
+    let report = lines.iter().rev().find_map(|l| ExitReport::parse(l));
+    let init_error = lines.iter().find_map(|l| {
+        l.find(INIT_ERROR_MARKER).map(|i| {
+            l[i + INIT_ERROR_MARKER.len()..]
+                .trim_start_matches(':')
+                .trim()
+                .to_string()
+        })
+    });
+    let splats = splat::scan(&lines);
+    Ok(Outcome {
+        end: GuestEnd {
+            qemu_status: ended.status,
+            timed_out: ended.timed_out,
+            timeout_seconds: b.timeout.map_or(0, |t| t.as_secs()),
+            init_error,
+            report,
+        },
+        run_dir,
+        console_log,
+        ktap_log,
+        splats,
+        ended,
+        accel,
+    })
+}
+
+/// Prints each splat's excerpt, indented, to stderr.
+pub fn quote_splats(splats: &[Splat], console_log: &Path) {
+    for s in splats {
+        eprintln!(
+            "xtask: kernel {} at {}:{}:",
+            s.kinds.join("+"),
+            console_log.display(),
+            s.line
+        );
+        for line in &s.excerpt {
+            eprintln!("    {line}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! `cargo xtask patches export`: the kernel tree's commits since the base
+//! become `patches/` again (`git format-patch`), the cover letter is kept,
+//! and files whose content did not change are not touched.
+
+use std::fs;
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::linux::{self, BASE_TAG, COVER_LETTER};
+use crate::{build, Options};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Regenerate patches/ from the commits in the kernel tree since the base
+    Export,
+}
+
+pub const SUBJECT_PREFIX: &str = "RFC PATCH";
+
+pub fn run(opts: &Options, command: &Command) -> Result<()> {
+    match command {
+        Command::Export => export(opts),
+    }
+}
+
+fn export(opts: &Options) -> Result<()> {
+    let sh = Shell::new().context("creating a shell")?;
+    let layout = build::layout(opts)?;
+    let tree = layout.tree();
+    if !tree.join(".git").exists() {
+        bail!(
+            "no kernel tree at {}; `cargo xtask build` makes one",
+            tree.display()
+        );
+    }
+    let dirty = cmd!(sh, "git -C {tree} status --porcelain --untracked-files=no")
+        .quiet()
+        .read()?;
+    if !dirty.is_empty() {
+        bail!(
+            "{} has uncommitted changes; commit them first:\n{dirty}",
+            tree.display()
+        );
+    }
+    let tmp = layout.build.join("patches-export.tmp");
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    let prefix = format!("--subject-prefix={SUBJECT_PREFIX}");
+    cmd!(
+        sh,
+        "git -C {tree} format-patch -q --cover-letter --zero-commit --no-signature {prefix} -o {tmp} {BASE_TAG}..HEAD"
+    )
+    .quiet()
+    .run()
+    .context("git format-patch")?;
+
+    let patches_dir = layout.patches();
+    let mut generated: Vec<_> = fs::read_dir(&tmp)
+        .with_context(|| format!("reading {}", tmp.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", tmp.display()))?;
+    generated.sort();
+    let count = generated.len().saturating_sub(1);
+    let (mut written, mut unchanged, mut removed) = (0, 0, 0);
+    let mut names = Vec::new();
+    for path in &generated {
+        let name = path.file_name().context("patch file name")?.to_owned();
+        let dest = patches_dir.join(&name);
+        let mut text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        if name == COVER_LETTER {
+            match fs::read_to_string(&dest) {
+                // Keep the written cover letter; only the patch count follows the series.
+                Ok(existing) => text = renumber_cover_letter(&existing, count),
+                Err(_) => eprintln!(
+                    "xtask: {} is new: fill in its subject and blurb",
+                    dest.display()
+                ),
+            }
+        }
+        names.push(name);
+        if fs::read_to_string(&dest).ok().as_deref() == Some(text.as_str()) {
+            unchanged += 1;
+        } else {
+            fs::write(&dest, text).with_context(|| format!("writing {}", dest.display()))?;
+            written += 1;
+        }
+    }
+    for old in linux::series(&layout)? {
+        if !names.iter().any(|n| Some(n.as_os_str()) == old.file_name()) {
+            fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+            removed += 1;
+        }
+    }
+    fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    linux::mark_exported(&sh, &layout)?;
+    eprintln!(
+        "xtask: {count} patch(es) in {}: {written} written, {unchanged} unchanged, {removed} removed",
+        patches_dir.display()
+    );
+    Ok(())
+}
+
+/// `Subject: [RFC PATCH 00/07] ...` → `00/<count>`.
+fn renumber_cover_letter(text: &str, count: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("Subject: [") {
+            if let Some((tag, tail)) = rest.split_once(']') {
+                if let Some((head, _)) = tag.rsplit_once(' ') {
+                    if let Some((zero, _)) = tag
+                        .rsplit_once(' ')
+                        .map(|(_, n)| n)
+                        .and_then(|n| n.split_once('/'))
+                    {
+                        let width = zero.len();
+                        out.push_str(&format!(
+                            "Subject: [{head} {:0width$}/{count:0width$}]{tail}",
+                            0
+                        ));
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_letter_count_follows_the_series() {
+        let text =
+            "From 0\nSubject: [RFC PATCH 00/07] containers as kernel objects\n\nbody 00/07\n";
+        assert_eq!(
+            renumber_cover_letter(text, 12),
+            "From 0\nSubject: [RFC PATCH 00/12] containers as kernel objects\n\nbody 00/07\n"
+        );
+        assert_eq!(
+            renumber_cover_letter("Subject: no tag\n", 3),
+            "Subject: no tag\n"
+        );
+    }
+}

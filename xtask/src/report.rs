@@ -1,0 +1,327 @@
+//! Judging a guest run, the results file, and the exit codes `git bisect run`
+//! understands: 0 good, 1 bad, 125 cannot test this commit, never ≥ 128.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use kcontainer_init::ExitReport;
+use serde::Serialize;
+
+use crate::ktap::{Ktap, Status};
+use crate::splat::Splat;
+
+/// Context attached to errors that mean "this commit cannot be tested"
+/// (the series does not apply, the kernel does not configure or build).
+#[derive(Debug)]
+pub struct Untestable;
+
+impl std::fmt::Display for Untestable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the kernel could not be prepared at this commit")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", content = "reasons", rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail(Vec<String>),
+}
+
+pub const EXIT_PASS: u8 = 0;
+pub const EXIT_FAIL: u8 = 1;
+pub const EXIT_UNTESTABLE: u8 = 125;
+
+impl Verdict {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Verdict::Pass => EXIT_PASS,
+            Verdict::Fail(_) => EXIT_FAIL,
+        }
+    }
+}
+
+/// Exit code for an error that ended the xtask before a verdict.
+pub fn error_exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<Untestable>().is_some() {
+        EXIT_UNTESTABLE
+    } else {
+        EXIT_FAIL
+    }
+}
+
+/// Exit code of `cargo xtask run -- CMD`: the command's own status when the
+/// guest ended cleanly, else 1. Kept below 128 except for the command's
+/// own 128+signal, which is what a shell would report.
+pub fn command_exit_code(verdict: &Verdict, report: Option<ExitReport>) -> u8 {
+    match (verdict, report) {
+        (Verdict::Pass, Some(r)) => r.status.clamp(0, 255) as u8,
+        (Verdict::Pass, None) => EXIT_PASS,
+        (Verdict::Fail(_), Some(r)) if r.status != 0 => r.status.clamp(1, 255) as u8,
+        (Verdict::Fail(_), _) => EXIT_FAIL,
+    }
+}
+
+/// How the guest ended, as the host saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestEnd {
+    pub qemu_status: Option<i32>,
+    pub timed_out: bool,
+    pub timeout_seconds: u64,
+    pub init_error: Option<String>,
+    #[serde(skip)]
+    pub report: Option<ExitReport>,
+}
+
+/// Everything that ended the run badly, in the order a reader wants it.
+/// `expected` are the test names the suite was asked to run (empty: none
+/// expected, e.g. `cargo xtask run -- CMD`); `judge_status` says whether the
+/// job's non-zero exit status is a failure by itself.
+pub fn judge(
+    end: &GuestEnd,
+    ktap: Option<&Ktap>,
+    expected: &[String],
+    splats: &[Splat],
+    judge_status: bool,
+) -> Verdict {
+    let mut reasons = Vec::new();
+    if end.timed_out {
+        reasons.push(format!(
+            "watchdog: the guest did not finish within {} s and was killed",
+            end.timeout_seconds
+        ));
+    }
+    if let Some(msg) = &end.init_error {
+        reasons.push(format!("/init could not run the job: {msg}"));
+    }
+    for s in splats {
+        reasons.push(format!(
+            "kernel {} at console line {}: {}",
+            s.kinds.join("+"),
+            s.line,
+            s.excerpt.first().map(String::as_str).unwrap_or("")
+        ));
+    }
+    match end.report {
+        None if !end.timed_out => reasons.push(format!(
+            "the guest died before /init reported (QEMU exit status {}): kernel crash or reboot",
+            end.qemu_status
+                .map_or("none".to_string(), |s| s.to_string())
+        )),
+        None => {}
+        Some(r) => {
+            if end.qemu_status != Some(r.qemu_status()) {
+                reasons.push(format!(
+                    "QEMU exit status {:?} does not match /init's report (status {} → expected {})",
+                    end.qemu_status,
+                    r.status,
+                    r.qemu_status()
+                ));
+            }
+            if r.tainted != 0 {
+                reasons.push(format!(
+                    "the kernel is tainted (/proc/sys/kernel/tainted = {})",
+                    r.tainted
+                ));
+            }
+            if judge_status && r.status != 0 {
+                reasons.push(format!("the job exited with status {}", r.status));
+            }
+        }
+    }
+    if let Some(ktap) = ktap {
+        if !ktap.version {
+            reasons.push("no KTAP header from the suite".to_string());
+        }
+        for r in &ktap.results {
+            if r.status == Status::Fail {
+                reasons.push(format!("test failed: {}", r.name));
+            }
+        }
+        for name in expected {
+            if !ktap.results.iter().any(|r| &r.name == name) {
+                reasons.push(format!("test crashed (never reported): {name}"));
+            }
+        }
+        if let Some(plan) = ktap.plan {
+            if plan as usize != expected.len() {
+                reasons.push(format!(
+                    "KTAP plan 1..{plan} but {} tests were expected",
+                    expected.len()
+                ));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail(reasons)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    /// Counts the tests; expected tests that never reported count as failed.
+    pub fn of(ktap: &Ktap, expected: &[String]) -> Self {
+        let mut s = Summary::default();
+        for r in &ktap.results {
+            match r.status {
+                Status::Pass => s.passed += 1,
+                Status::Fail => s.failed += 1,
+                Status::Skip => s.skipped += 1,
+            }
+        }
+        s.failed += expected
+            .iter()
+            .filter(|n| !ktap.results.iter().any(|r| &r.name == *n))
+            .count();
+        s
+    }
+
+    pub fn line(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).context("encoding results")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ktap;
+
+    fn end(status: i32, tainted: u64) -> GuestEnd {
+        let report = ExitReport { status, tainted };
+        GuestEnd {
+            qemu_status: Some(report.qemu_status()),
+            timed_out: false,
+            timeout_seconds: 60,
+            init_error: None,
+            report: Some(report),
+        }
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn clean_run_passes_with_exit_0() {
+        let k = ktap::parse("KTAP version 1\n1..2\nok 1 a\nok 2 b # SKIP ENOSYS\n");
+        let v = judge(&end(0, 0), Some(&k), &names(&["a", "b"]), &[], true);
+        assert_eq!(v, Verdict::Pass);
+        assert_eq!(v.exit_code(), 0);
+        assert_eq!(
+            Summary::of(&k, &names(&["a", "b"])).line(),
+            "1 passed, 0 failed, 1 skipped"
+        );
+    }
+
+    #[test]
+    fn failed_and_crashed_tests_exit_1() {
+        let k = ktap::parse("KTAP version 1\n1..3\nok 1 a\nnot ok 2 b\n");
+        let expected = names(&["a", "b", "c"]);
+        let v = judge(&end(1, 0), Some(&k), &expected, &[], true);
+        let Verdict::Fail(reasons) = &v else {
+            panic!("expected a failure")
+        };
+        assert!(reasons.contains(&"test failed: b".to_string()));
+        assert!(reasons.contains(&"test crashed (never reported): c".to_string()));
+        assert_eq!(v.exit_code(), 1);
+        assert_eq!(
+            Summary::of(&k, &expected).line(),
+            "1 passed, 2 failed, 0 skipped"
+        );
+    }
+
+    #[test]
+    fn taint_splat_hang_and_crash_fail() {
+        let k = ktap::parse("KTAP version 1\n1..1\nok 1 a\n");
+        let expected = names(&["a"]);
+        assert!(
+            matches!(judge(&end(0, 512), Some(&k), &expected, &[], true), Verdict::Fail(r) if r[0].contains("tainted"))
+        );
+        let splat = Splat {
+            line: 7,
+            kinds: vec!["WARNING".into()],
+            excerpt: vec!["[ 1.0] WARNING: x".into()],
+        };
+        assert!(
+            matches!(judge(&end(0, 0), Some(&k), &expected, &[splat], true), Verdict::Fail(r) if r[0].contains("WARNING"))
+        );
+        let hang = GuestEnd {
+            qemu_status: None,
+            timed_out: true,
+            timeout_seconds: 5,
+            init_error: None,
+            report: None,
+        };
+        assert!(
+            matches!(judge(&hang, None, &[], &[], false), Verdict::Fail(r) if r.len() == 1 && r[0].starts_with("watchdog"))
+        );
+        let crash = GuestEnd {
+            qemu_status: Some(0),
+            timed_out: false,
+            timeout_seconds: 5,
+            init_error: None,
+            report: None,
+        };
+        let v = judge(&crash, None, &[], &[], false);
+        assert!(matches!(&v, Verdict::Fail(r) if r[0].contains("died before /init reported")));
+        assert_eq!(command_exit_code(&v, None), 1);
+    }
+
+    #[test]
+    fn qemu_status_must_match_the_marker() {
+        let mut e = end(0, 0);
+        e.qemu_status = Some(0);
+        assert!(
+            matches!(judge(&e, None, &[], &[], false), Verdict::Fail(r) if r[0].contains("does not match"))
+        );
+    }
+
+    #[test]
+    fn exit_codes_never_reach_128_for_test() {
+        let untestable = anyhow::anyhow!("boom").context(Untestable);
+        assert_eq!(error_exit_code(&untestable), 125);
+        assert_eq!(error_exit_code(&anyhow::anyhow!("other")), 1);
+        assert_eq!(Verdict::Fail(vec![]).exit_code(), 1);
+    }
+
+    #[test]
+    fn command_status_passes_through() {
+        assert_eq!(
+            command_exit_code(
+                &Verdict::Pass,
+                Some(ExitReport {
+                    status: 3,
+                    tainted: 0
+                })
+            ),
+            3
+        );
+        let fail = Verdict::Fail(vec!["x".into()]);
+        assert_eq!(
+            command_exit_code(
+                &fail,
+                Some(ExitReport {
+                    status: 0,
+                    tainted: 1
+                })
+            ),
+            1
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! `cargo xtask test`: the host unit tests, then the kernel built and booted
+//! with the uAPI suite. Exit 0 all passed, 1 anything failed (a test, a
+//! crash, a hang, a splat, taint), 125 the kernel could not be built.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kcontainer_init::Job;
+use serde::Serialize;
+
+use crate::guest::{self, Boot};
+use crate::image::{self, TESTS_GUEST_PATH};
+use crate::ktap::{self, Ktap};
+use crate::report::{self, Summary, Untestable, Verdict};
+use crate::splat::Splat;
+use crate::{build, Options};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run only the guest tests whose name contains one of these
+    pub filters: Vec<String>,
+    /// Watchdog: kill the guest after this many seconds [default: 300, 1200 with --debug]
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Skip the host unit tests (`cargo test --workspace`)
+    #[arg(long)]
+    pub no_host_tests: bool,
+}
+
+#[derive(Serialize)]
+struct Results<'a> {
+    kernel: String,
+    profile: &'static str,
+    accel: &'static str,
+    wall_seconds: f64,
+    boot_to_ktap_seconds: Option<f64>,
+    summary: Summary,
+    #[serde(flatten)]
+    verdict: &'a Verdict,
+    guest: &'a report::GuestEnd,
+    exit_status: Option<i32>,
+    tainted: Option<u64>,
+    expected: &'a [String],
+    ktap: &'a Ktap,
+    splats: &'a [Splat],
+    console_log: String,
+    ktap_log: String,
+}
+
+pub fn run(opts: &Options, args: &Args) -> Result<u8> {
+    let start = std::time::Instant::now();
+    if !args.no_host_tests {
+        host_tests(opts)?;
+    }
+    let layout = build::kernel(opts)?;
+    image::build_guest_binaries(&layout, opts.verbose).context(Untestable)?;
+
+    let suite = layout.guest_bin("uapi-tests");
+    let listed = duct::cmd(
+        &suite,
+        std::iter::once("--list".to_string()).chain(args.filters.iter().cloned()),
+    )
+    .read()
+    .with_context(|| format!("{} --list", suite.display()))?;
+    let expected: Vec<String> = listed
+        .lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if expected.is_empty() {
+        anyhow::bail!(
+            "no test matches {:?}; `{} --list` shows the names",
+            args.filters,
+            suite.display()
+        );
+    }
+
+    let timeout = args.timeout.unwrap_or(if opts.debug { 1200 } else { 300 });
+    let mut argv = vec![TESTS_GUEST_PATH.to_string()];
+    argv.extend(args.filters.iter().cloned());
+    let job = Job {
+        argv,
+        interactive: false,
+        stdout: Some("/dev/ttyS1".into()),
+    };
+    eprintln!(
+        "xtask: booting {} with {} test(s)",
+        layout.bzimage().display(),
+        expected.len()
+    );
+    let verbose = opts.verbose;
+    let mut on_console = |line: &str| {
+        if verbose {
+            println!("{line}");
+        }
+    };
+    let mut on_ktap = |line: &str| {
+        if verbose || !line.starts_with("    ") {
+            println!("{line}");
+        }
+    };
+    let outcome = guest::boot(
+        &layout,
+        "test",
+        Boot {
+            job,
+            extras: &[],
+            timeout: Some(Duration::from_secs(timeout)),
+            gdb: false,
+        },
+        Some((&mut on_console, &mut on_ktap)),
+    )?;
+
+    let ktap_text = std::fs::read_to_string(&outcome.ktap_log)
+        .with_context(|| format!("reading {}", outcome.ktap_log.display()))?;
+    let ktap = ktap::parse(&ktap_text);
+    let verdict = report::judge(&outcome.end, Some(&ktap), &expected, &outcome.splats, true);
+    let summary = Summary::of(&ktap, &expected);
+    let kernel = std::fs::read_to_string(layout.out().join("include/config/kernel.release"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let results = Results {
+        kernel,
+        profile: layout.profile.name(),
+        accel: outcome.accel,
+        wall_seconds: start.elapsed().as_secs_f64(),
+        boot_to_ktap_seconds: outcome.ended.first_ktap.map(|d| d.as_secs_f64()),
+        summary,
+        verdict: &verdict,
+        guest: &outcome.end,
+        exit_status: outcome.end.report.map(|r| r.status),
+        tainted: outcome.end.report.map(|r| r.tainted),
+        expected: &expected,
+        ktap: &ktap,
+        splats: &outcome.splats,
+        console_log: outcome.console_log.display().to_string(),
+        ktap_log: outcome.ktap_log.display().to_string(),
+    };
+    let results_path = outcome.run_dir.join("results.json");
+    report::write_json(&results_path, &results)?;
+
+    guest::quote_splats(&outcome.splats, &outcome.console_log);
+    if let Verdict::Fail(reasons) = &verdict {
+        for r in reasons {
+            eprintln!("xtask: FAIL: {r}");
+        }
+    }
+    eprintln!("xtask: console {}", outcome.console_log.display());
+    eprintln!("xtask: results {}", results_path.display());
+    eprintln!(
+        "xtask: {} on {} in {:.1} s (guest: first KTAP line after {})",
+        layout.profile.name(),
+        outcome.accel,
+        start.elapsed().as_secs_f64(),
+        outcome
+            .ended
+            .first_ktap
+            .map_or("never".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+    );
+    println!("{}", summary.line());
+    Ok(verdict.exit_code())
+}
+
+/// `cargo test --workspace`: the lab's own unit tests (KTAP parser, splat
+/// scanner, config verification, exit codes, ...).
+fn host_tests(opts: &Options) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut args = vec!["test", "--workspace"];
+    if !opts.verbose {
+        args.push("--quiet");
+    }
+    eprintln!("xtask: host unit tests: cargo {}", args.join(" "));
+    let out = duct::cmd(cargo, &args)
+        .dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr_to_stdout()
+        .unchecked()
+        .stdout_capture()
+        .run()
+        .context("running cargo test --workspace")?;
+    if !out.status.success() || opts.verbose {
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    if !out.status.success() {
+        anyhow::bail!("host unit tests failed (cargo test --workspace)");
+    }
+    Ok(())
+}
