@@ -40,10 +40,11 @@ fn run() -> Result<i32> {
     };
 
     let mut cmd = if job.interactive {
-        // setsid + cttyhack give the shell the real console (ttyS0) as its
-        // controlling terminal, so job control and Ctrl-C work.
+        // cttyhack makes the real console (ttyS0) the controlling terminal
+        // of the new session (see pre_exec below), so job control and Ctrl-C
+        // work. Not busybox's setsid: it forks when already a session leader.
         let mut cmd = Command::new("/bin/busybox");
-        cmd.args(["setsid", "cttyhack", program]).args(args);
+        cmd.args(["cttyhack", program]).args(args);
         cmd
     } else {
         let mut cmd = Command::new(program);

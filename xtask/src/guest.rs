@@ -33,15 +33,11 @@ pub struct Outcome {
 /// Lines the host shows of a captured console for `cargo xtask run -- CMD`:
 /// the command's output, not the kernel's boot messages or /init's marker.
 pub fn is_user_line(line: &str) -> bool {
-    !(line.starts_with('[') && line.contains("] ")) && !line.contains(EXIT_MARKER)
+    let kernel = line.starts_with('[') && line.contains("] ");
+    !kernel && !line.contains(EXIT_MARKER)
 }
 
-pub fn boot(
-    layout: &Layout,
-    command: &str,
-    b: Boot<'_>,
-    console: Option<(&mut dyn FnMut(&str), &mut dyn FnMut(&str))>,
-) -> Result<Outcome> {
+pub fn boot(layout: &Layout, command: &str, b: Boot<'_>, console: Console<'_>) -> Result<Outcome> {
     let run_dir = layout.new_run(command)?;
     let initrd = run_dir.join("initramfs.cpio");
     image::pack(layout, &b.job, b.extras, &initrd)?;
@@ -60,25 +56,7 @@ pub fn boot(
         gdb: b.gdb,
     };
     let (accel, _) = qemu::accelerator();
-    let ended = match console {
-        None => qemu::run(
-            &machine,
-            Console::Interactive,
-            &console_log,
-            &ktap_log,
-            b.timeout,
-        )?,
-        Some((on_console, on_ktap)) => qemu::run(
-            &machine,
-            Console::Captured {
-                console: on_console,
-                ktap: on_ktap,
-            },
-            &console_log,
-            &ktap_log,
-            b.timeout,
-        )?,
-    };
+    let ended = qemu::run(&machine, console, &console_log, &ktap_log, b.timeout)?;
     let text = std::fs::read(&console_log)
         .with_context(|| format!("reading {}", console_log.display()))?;
     let lines: Vec<String> = String::from_utf8_lossy(&text)

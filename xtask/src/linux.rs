@@ -151,10 +151,10 @@ fn save_state(layout: &Layout, state: &TreeState) -> Result<()> {
 
 pub fn head(sh: &Shell, tree: &Path) -> Result<String> {
     let git = &git_in(sh, tree);
-    Ok(cmd!(sh, "git {git...} rev-parse HEAD")
+    cmd!(sh, "git {git...} rev-parse HEAD")
         .quiet()
         .read()
-        .with_context(|| format!("reading HEAD of {}", tree.display()))?)
+        .with_context(|| format!("reading HEAD of {}", tree.display()))
 }
 
 /// Tracked files with uncommitted changes.

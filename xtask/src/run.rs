@@ -8,6 +8,7 @@ use kcontainer_init::Job;
 
 use crate::guest::{self, Boot};
 use crate::image::{self, Extra};
+use crate::qemu::Console;
 use crate::report::{self, Untestable, Verdict};
 use crate::{build, Options};
 
@@ -48,7 +49,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
                 timeout,
                 gdb: args.gdb,
             },
-            None,
+            Console::Interactive,
         )?;
         guest::quote_splats(&outcome.splats, &outcome.console_log);
         eprintln!("xtask: console {}", outcome.console_log.display());
@@ -78,7 +79,10 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
             timeout: Some(timeout),
             gdb: args.gdb,
         },
-        Some((&mut on_console, &mut on_ktap)),
+        Console::Captured {
+            console: &mut on_console,
+            ktap: &mut on_ktap,
+        },
     )?;
     guest::quote_splats(&outcome.splats, &outcome.console_log);
     let verdict = report::judge(&outcome.end, None, &[], &outcome.splats, false);

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::guest::{self, Boot};
 use crate::image::{self, TESTS_GUEST_PATH};
 use crate::ktap::{self, Ktap};
+use crate::qemu::Console;
 use crate::report::{self, Summary, Untestable, Verdict};
 use crate::splat::Splat;
 use crate::{build, Options};
@@ -108,7 +109,10 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
             timeout: Some(Duration::from_secs(timeout)),
             gdb: false,
         },
-        Some((&mut on_console, &mut on_ktap)),
+        Console::Captured {
+            console: &mut on_console,
+            ktap: &mut on_ktap,
+        },
     )?;
 
     let ktap_text = std::fs::read_to_string(&outcome.ktap_log)

@@ -172,7 +172,7 @@ fn package_ok(sh: &Shell, name: &str, version: Option<&str>) -> bool {
     match out {
         Ok(out) => {
             let (status, installed) = out.split_once('|').unwrap_or((&out, ""));
-            status.ends_with(" installed") && version.map_or(true, |v| v == installed)
+            status.ends_with(" installed") && version.is_none_or(|v| v == installed)
         }
         Err(_) => false,
     }
