@@ -56,6 +56,12 @@ pub fn boot(layout: &Layout, command: &str, b: Boot<'_>, console: Console<'_>) -
         gdb: b.gdb,
     };
     let (accel, _) = qemu::accelerator();
+    if b.gdb {
+        eprintln!(
+            "xtask: QEMU waits for gdb on :1234:\n  gdb {} -ex 'target remote :1234' -ex continue",
+            layout.vmlinux().display()
+        );
+    }
     let ended = qemu::run(&machine, console, &console_log, &ktap_log, b.timeout)?;
     let text = std::fs::read(&console_log)
         .with_context(|| format!("reading {}", console_log.display()))?;

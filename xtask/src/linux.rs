@@ -209,8 +209,15 @@ pub fn ensure_tree(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
     };
 
     if state.as_ref().is_none_or(|s| s.base_id != base_id) {
-        if let Some(old) = &state {
-            refuse_to_lose_work(sh, layout, old, "the base changed")?;
+        match &state {
+            Some(old) => refuse_to_lose_work(sh, layout, old, "the base changed")?,
+            None if tree.join(".git").exists() => bail!(
+                "{} is a git tree but {} is missing, so the xtask cannot tell whether it holds \
+                 unsaved work; move the tree away (or delete it) and run again",
+                tree.display(),
+                layout.tree_state().display()
+            ),
+            None => {}
         }
         import_base(sh, layout, source)?;
         state = Some(TreeState {

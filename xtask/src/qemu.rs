@@ -164,12 +164,6 @@ pub fn run(
     File::create(ktap_log).with_context(|| format!("creating {}", ktap_log.display()))?;
     let interactive = matches!(console, Console::Interactive);
     let argv = args(m, &accel, console_log, ktap_log, interactive);
-    if m.gdb {
-        eprintln!(
-            "xtask: QEMU waits for gdb on :1234:\n  gdb {} -ex 'target remote :1234' -ex continue",
-            m.kernel.with_file_name("vmlinux").display()
-        );
-    }
     let start = Instant::now();
     let mut first_ktap = None;
     let deadline = timeout.map(|t| start + t);
