@@ -68,7 +68,7 @@ struct TreeState {
     applied_head: String,
 }
 
-fn git_in(_sh: &Shell, tree: &Path) -> Vec<String> {
+fn git_in(tree: &Path) -> Vec<String> {
     vec![
         "-C".into(),
         tree.display().to_string(),
@@ -150,7 +150,7 @@ fn save_state(layout: &Layout, state: &TreeState) -> Result<()> {
 }
 
 pub fn head(sh: &Shell, tree: &Path) -> Result<String> {
-    let git = &git_in(sh, tree);
+    let git = &git_in(tree);
     cmd!(sh, "git {git...} rev-parse HEAD")
         .quiet()
         .read()
@@ -158,8 +158,8 @@ pub fn head(sh: &Shell, tree: &Path) -> Result<String> {
 }
 
 /// Tracked files with uncommitted changes.
-fn dirty(sh: &Shell, tree: &Path) -> Result<Vec<String>> {
-    let git = &git_in(sh, tree);
+pub fn dirty(sh: &Shell, tree: &Path) -> Result<Vec<String>> {
+    let git = &git_in(tree);
     let out = cmd!(sh, "git {git...} status --porcelain --untracked-files=no")
         .quiet()
         .read()
@@ -258,7 +258,7 @@ pub fn ensure_tree(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
     }
 
     refuse_to_lose_work(sh, layout, &state, "patches/ changed")?;
-    let git = &git_in(sh, &tree);
+    let git = &git_in(&tree);
     cmd!(sh, "git {git...} checkout -q -f -B {BRANCH} {BASE_TAG}")
         .quiet()
         .run()
@@ -373,7 +373,7 @@ fn import_base(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
     }
     drop_debian_ignore_all(&tmp)?;
     eprintln!("xtask: committing the base tree (this takes a minute once)");
-    let git = &git_in(sh, &tmp);
+    let git = &git_in(&tmp);
     // A fixed date and identity make the base commit the same on every machine.
     let _env = sh.push_env("GIT_AUTHOR_DATE", "2000-01-01T00:00:00Z");
     let _env2 = sh.push_env("GIT_COMMITTER_DATE", "2000-01-01T00:00:00Z");
@@ -483,7 +483,7 @@ pub fn configure(sh: &Shell, layout: &Layout, tc: &Toolchain, verbose: bool) -> 
         key.update(fragment);
         key.update(&text);
     }
-    let git = &git_in(sh, &tree);
+    let git = &git_in(&tree);
     key.update(head(sh, &tree)?);
     let kconfig_diff = cmd!(sh, "git {git...} diff HEAD -- :(glob)**/Kconfig*")
         .quiet()
@@ -555,7 +555,7 @@ pub fn build(sh: &Shell, layout: &Layout, tc: &Toolchain, verbose: bool) -> Resu
 
     // headers_install takes seconds even when nothing changed: skip it
     // unless the tree's uAPI headers differ from the last install.
-    let git = &git_in(sh, &tree);
+    let git = &git_in(&tree);
     let uapi_diff = cmd!(
         sh,
         "git {git...} diff HEAD -- include/uapi arch/x86/include/uapi"

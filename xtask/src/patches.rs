@@ -34,13 +34,12 @@ fn export(opts: &Options) -> Result<()> {
             tree.display()
         );
     }
-    let dirty = cmd!(sh, "git -C {tree} status --porcelain --untracked-files=no")
-        .quiet()
-        .read()?;
+    let dirty = linux::dirty(&sh, &tree)?;
     if !dirty.is_empty() {
         bail!(
-            "{} has uncommitted changes; commit them first:\n{dirty}",
-            tree.display()
+            "{} has uncommitted changes; commit them first:\n  {}",
+            tree.display(),
+            dirty.join("\n  ")
         );
     }
     let tmp = layout.build.join("patches-export.tmp");
@@ -108,25 +107,20 @@ fn export(opts: &Options) -> Result<()> {
 fn renumber_cover_letter(text: &str, count: usize) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
-        if let Some(rest) = line.strip_prefix("Subject: [") {
-            if let Some((tag, tail)) = rest.split_once(']') {
-                if let Some((head, _)) = tag.rsplit_once(' ') {
-                    if let Some((zero, _)) = tag
-                        .rsplit_once(' ')
-                        .map(|(_, n)| n)
-                        .and_then(|n| n.split_once('/'))
-                    {
-                        let width = zero.len();
-                        out.push_str(&format!(
-                            "Subject: [{head} {:0width$}/{count:0width$}]{tail}",
-                            0
-                        ));
-                        continue;
-                    }
-                }
-            }
+        // "Subject: [" head " " zeros "/" old "]" tail
+        let parsed = line.strip_prefix("Subject: [").and_then(|rest| {
+            let (tag, tail) = rest.split_once(']')?;
+            let (head, numbers) = tag.rsplit_once(' ')?;
+            let (zeros, _) = numbers.split_once('/')?;
+            Some((head, zeros.len(), tail))
+        });
+        match parsed {
+            Some((head, width, tail)) => out.push_str(&format!(
+                "Subject: [{head} {:0width$}/{count:0width$}]{tail}",
+                0
+            )),
+            None => out.push_str(line),
         }
-        out.push_str(line);
     }
     out
 }
