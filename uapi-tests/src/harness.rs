@@ -26,7 +26,6 @@ impl Test {
         }
     }
 
-    #[allow(dead_code)] // for tests that need more than the default
     pub const fn timeout(self, secs: u64) -> Self {
         Self {
             timeout: Some(Duration::from_secs(secs)),

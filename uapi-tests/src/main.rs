@@ -51,15 +51,94 @@ static TESTS: &[Test] = &[
     Test::new("mainline_fsconfig_errors", mainline::fsconfig_errors),
     Test::new("mainline_keys_request_key", mainline::keys_request_key),
     Test::new("mainline_keys_errors", mainline::keys_errors),
-    Test::new("container_create_bad_args", container::create_bad_args),
-    Test::new("container_create_anon_fd", container::create_anon_fd),
+    Test::new("container_create_bad_args", container::create::bad_args),
+    Test::new("container_create_anon_fd", container::create::anon_fd),
+    Test::new("container_create_all_flags", container::create::all_flags),
     Test::new(
-        "container_fork_into_container_bad_fd",
-        container::fork_into_container_bad_fd,
+        "container_create_unprivileged_eperm",
+        container::create::unprivileged_eperm,
+    )
+    .timeout(30),
+    Test::new(
+        "container_create_unprivileged_userns",
+        container::create::unprivileged_userns,
+    )
+    .timeout(30),
+    Test::new("container_fork_bad_fd", container::fork::bad_fd),
+    Test::new("container_fork_basic", container::fork::basic),
+    Test::new("container_fork_ebusy", container::fork::ebusy),
+    Test::new(
+        "container_fork_empty_fs_enoent",
+        container::fork::empty_fs_enoent,
     ),
-    Test::new("container_socket_bad_fd", container::socket_bad_fd),
-    Test::new("container_kill_bad_args", container::kill_bad_args),
-    Test::new("container_wait_bad_args", container::wait_bad_args),
+    Test::new(
+        "container_fork_eperm_non_owner",
+        container::fork::eperm_non_owner,
+    ),
+    Test::new("container_fork_eagain_nproc", container::fork::eagain_nproc),
+    Test::new(
+        "container_fork_shares_nothing",
+        container::fork::shares_nothing,
+    ),
+    Test::new("container_fork_root_and_cwd", container::fork::root_and_cwd),
+    Test::new(
+        "container_fork_setns_not_member",
+        container::fork::setns_not_member,
+    ),
+    Test::new("container_socket_bad_fd", container::socket::bad_fd),
+    Test::new("container_socket_flags", container::socket::flags),
+    Test::new("container_socket_errors", container::socket::errors),
+    Test::new("container_socket_lifecycle", container::socket::lifecycle),
+    Test::new("container_kill_bad_args", container::kill::bad_args),
+    Test::new(
+        "container_kill_initonly_vs_all",
+        container::kill::initonly_vs_all,
+    ),
+    Test::new("container_kill_sig0", container::kill::sig0),
+    Test::new("container_kill_esrch", container::kill::esrch),
+    Test::new("container_kill_permission", container::kill::permission),
+    Test::new("container_kill_threads_once", container::kill::threads_once),
+    Test::new(
+        "container_death_kills_members",
+        container::kill::death_kills_members,
+    )
+    .timeout(30),
+    Test::new(
+        "container_death_kills_members_pidns",
+        container::kill::death_kills_members_pidns,
+    )
+    .timeout(30),
+    Test::new(
+        "container_death_kill_on_close",
+        container::kill::kill_on_close,
+    )
+    .timeout(30),
+    Test::new("container_death_plain_close", container::kill::plain_close),
+    Test::new("container_wait_bad_args", container::wait::bad_args),
+    Test::new("container_wait_exit_status", container::wait::exit_status),
+    Test::new(
+        "container_wait_signal_status",
+        container::wait::signal_status,
+    )
+    .timeout(30),
+    Test::new("container_wait_repeated", container::wait::repeated),
+    Test::new("container_wait_many_waiters", container::wait::many_waiters).timeout(30),
+    Test::new("container_wait_wnohang", container::wait::wnohang),
+    Test::new("container_wait_rusage", container::wait::rusage).timeout(60),
+    Test::new("container_wait_eintr", container::wait::eintr).timeout(30),
+    Test::new("container_wait_poll", container::wait::poll).timeout(30),
+    Test::new("container_proc_format", container::proc::format),
+    Test::new("container_proc_lifecycle", container::proc::lifecycle),
+    Test::new("container_proc_nested", container::proc::nested),
+    Test::new("container_proc_owner_mapped", container::proc::owner_mapped),
+    Test::new("container_ns_inodes", container::ns::inodes).timeout(30),
+    Test::new("container_ns_pid", container::ns::pid),
+    Test::new("container_ns_uts", container::ns::uts),
+    Test::new("container_ns_ipc", container::ns::ipc),
+    Test::new("container_ns_net", container::ns::net),
+    Test::new("container_ns_user", container::ns::user),
+    Test::new("container_ns_cgroup", container::ns::cgroup),
+    Test::new("container_ns_mnt", container::ns::mnt),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 
@@ -196,7 +275,7 @@ mod tests {
         };
         assert_eq!(names(&[]).len(), TESTS.len());
         assert_eq!(names(&["rust_"]), ["rust_minimal_sample_ran"]);
-        let both = names(&["container_kill", "container_wait"]);
+        let both = names(&["container_kill_bad", "container_wait_bad"]);
         assert_eq!(both, ["container_kill_bad_args", "container_wait_bad_args"]);
         assert!(names(&["no_such_test"]).is_empty());
     }

@@ -189,6 +189,11 @@ pub struct Child {
 }
 
 impl Child {
+    /// Takes charge of a child forked by other means (e.g. `fork_into_container`).
+    pub fn adopt(pid: libc::pid_t) -> Self {
+        Self { pid, reaped: false }
+    }
+
     /// Waits for the child with `waitpid` and returns the raw wait status.
     pub fn wait(&mut self) -> Result<libc::c_int> {
         let mut status = 0;

@@ -67,7 +67,7 @@ struct SpecFile {
     mode: u32,
 }
 
-/// Builds `/init` and `uapi-tests` as static binaries; the suite is built
+/// Builds `/init`, `uapi-tests` and `kc` as static binaries; the suite is built
 /// against `layout.headers()` (see uapi-tests/build.rs).
 pub fn build_guest_binaries(layout: &Layout, verbose: bool) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -135,6 +135,11 @@ pub fn pack(layout: &Layout, job: &Job, extras: &[Extra], out: &Path) -> Result<
         TESTS_GUEST_PATH,
         0o755,
         &read(&layout.guest_bin("uapi-tests"), "the uAPI suite")?,
+    )?;
+    w.file(
+        "/bin/kc",
+        0o755,
+        &read(&layout.guest_bin("kc"), "kc, the container demo tool")?,
     )?;
     let job_json = serde_json::to_vec_pretty(job).context("encoding the job")?;
     w.file(JOB_PATH, 0o644, &job_json)?;

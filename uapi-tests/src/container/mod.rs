@@ -1,0 +1,16 @@
+//! The series' system calls (uapi.md §1–3), one module per call plus /proc/containers
+//! and the namespaces. On a kernel without them every call is ENOSYS and the tests SKIP.
+//!
+//! A test that needs a process in a container starts it with `helpers::Proc::init`
+//! (fork_into_container: the body runs as the init and its error, if any, comes back
+//! to the test), synchronises with `helpers::Pipe`, and always reaps what it started.
+
+pub mod calls;
+pub mod create;
+pub mod fork;
+pub mod helpers;
+pub mod kill;
+pub mod ns;
+pub mod proc;
+pub mod socket;
+pub mod wait;

@@ -1,0 +1,402 @@
+//! kc: a small front end to the container system calls (uapi.md), for the lab's guest.
+//!
+//! ```text
+//! kc demo                                   create a container, start an init, list,
+//!                                           signal, kill and wait, printing each step
+//! kc run [--ns LIST] [--kill-on-close] NAME -- CMD [ARG...]
+//!                                           run CMD as the init of a new container and
+//!                                           wait for the container; exit with its status
+//! kc ps                                     print /proc/containers
+//! ```
+//!
+//! LIST is a comma-separated subset of fs, cgroup, uts, ipc, user, pid, net (default
+//! uts,ipc,pid,net; "none" for none).
+
+#[path = "../container/calls.rs"]
+mod calls;
+#[path = "../uapi.rs"]
+mod uapi;
+
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use libc::c_int;
+use rustix::io::Errno;
+
+use crate::uapi::*;
+
+const USAGE: &str = "usage: kc demo\n       \
+                     kc run [--ns LIST] [--kill-on-close] NAME -- CMD [ARG...]\n       \
+                     kc ps\n\
+                     LIST: comma-separated fs,cgroup,uts,ipc,user,pid,net (default uts,ipc,pid,net) or none";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") if args.len() == 1 => demo().map(|()| 0),
+        Some("run") => run(&args[1..]),
+        Some("ps") if args.len() == 1 => ps().map(|()| 0),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            Ok(2)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("kc: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn errno_err(what: &str, e: Errno) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {e}")
+}
+
+fn last_errno() -> Errno {
+    Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// The NEW_*_NS flags by their short names.
+const NAMESPACES: &[(&str, u32, &str)] = &[
+    ("fs", CONTAINER_NEW_FS_NS, "NEW_FS_NS"),
+    ("cgroup", CONTAINER_NEW_CGROUP_NS, "NEW_CGROUP_NS"),
+    ("uts", CONTAINER_NEW_UTS_NS, "NEW_UTS_NS"),
+    ("ipc", CONTAINER_NEW_IPC_NS, "NEW_IPC_NS"),
+    ("user", CONTAINER_NEW_USER_NS, "NEW_USER_NS"),
+    ("pid", CONTAINER_NEW_PID_NS, "NEW_PID_NS"),
+    ("net", CONTAINER_NEW_NET_NS, "NEW_NET_NS"),
+];
+
+fn parse_ns(list: &str) -> Result<u32> {
+    if list == "none" {
+        return Ok(0);
+    }
+    list.split(',').try_fold(0, |flags, name| {
+        match NAMESPACES.iter().find(|(n, _, _)| *n == name) {
+            Some((_, flag, _)) => Ok(flags | flag),
+            None => bail!("unknown namespace {name:?}\n{USAGE}"),
+        }
+    })
+}
+
+/// "NEW_UTS_NS|NEW_PID_NS|FD_CLOEXEC" for a flags word.
+fn flag_names(flags: u32) -> String {
+    let mut names: Vec<&str> = NAMESPACES
+        .iter()
+        .filter(|(_, f, _)| flags & f != 0)
+        .map(|(_, _, n)| *n)
+        .collect();
+    if flags & CONTAINER_KILL_ON_CLOSE != 0 {
+        names.push("KILL_ON_CLOSE");
+    }
+    if flags & CONTAINER_FD_CLOEXEC != 0 {
+        names.push("FD_CLOEXEC");
+    }
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
+fn describe_status(status: c_int) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        // SAFETY: strsignal returns a static or thread-local string for any number.
+        let name = unsafe { CStr::from_ptr(libc::strsignal(sig)) };
+        format!("killed by signal {sig} ({})", name.to_string_lossy())
+    } else {
+        format!("wait status {status:#x}")
+    }
+}
+
+fn describe_rusage(ru: &libc::rusage) -> String {
+    let t = |tv: &libc::timeval| format!("{}.{:06}s", tv.tv_sec, tv.tv_usec);
+    format!(
+        "user {}, system {}, max rss {} KiB, minor faults {}",
+        t(&ru.ru_utime),
+        t(&ru.ru_stime),
+        ru.ru_maxrss,
+        ru.ru_minflt
+    )
+}
+
+fn ps() -> Result<()> {
+    let text = std::fs::read_to_string("/proc/containers").context("read /proc/containers")?;
+    print!("{text}");
+    Ok(())
+}
+
+fn step(text: &str) {
+    println!("kc: {text}");
+    let _ = std::io::stdout().flush();
+}
+
+fn show_proc() -> Result<()> {
+    step("cat /proc/containers");
+    for line in std::fs::read_to_string("/proc/containers")
+        .context("read /proc/containers")?
+        .lines()
+    {
+        println!("    {line}");
+    }
+    let _ = std::io::stdout().flush();
+    Ok(())
+}
+
+/// waitpid that retries on EINTR; the raw status.
+fn reap(pid: libc::pid_t) -> Result<c_int> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out pointer.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+            return Ok(status);
+        }
+        let e = last_errno();
+        if e != Errno::INTR {
+            return Err(errno_err(&format!("waitpid({pid})"), e));
+        }
+    }
+}
+
+fn wait_container(cfd: &OwnedFd) -> Result<(c_int, libc::rusage)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; zeroed is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        match calls::container_wait(cfd.as_raw_fd(), Some(&mut status), 0, Some(&mut ru)) {
+            Ok(_) => return Ok((status, ru)),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(errno_err("container_wait", e)),
+        }
+    }
+}
+
+fn write_raw(fd: RawFd, bytes: &[u8]) {
+    // SAFETY: bytes is valid for its length; write(2) is async-signal-safe.
+    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+/// Blocks until one byte arrives on `fd`.
+fn read_byte(fd: RawFd) -> Result<()> {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: reads one byte into a local.
+        match unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) } {
+            1 => return Ok(()),
+            0 => bail!("the container's processes ended early"),
+            _ if last_errno() == Errno::INTR => continue,
+            _ => return Err(errno_err("read", last_errno())),
+        }
+    }
+}
+
+static ACK_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_sigusr1(_: c_int) {
+    write_raw(1, b"    [init] got SIGUSR1\n");
+    write_raw(ACK_FD.load(std::sync::atomic::Ordering::Relaxed), b"a");
+}
+
+/// The demo's init: once `go` says so, names its host, starts one member, reports on
+/// `ready`, then waits for signals.
+fn demo_init(go: RawFd, ready: RawFd) -> ! {
+    let name = b"demo";
+    let _ = read_byte(go);
+    // SAFETY: plain syscalls on local buffers; the handler only calls write(2).
+    unsafe {
+        libc::sethostname(name.as_ptr().cast(), name.len());
+        let mut uts: libc::utsname = std::mem::zeroed();
+        libc::uname(&mut uts);
+        let host = CStr::from_ptr(uts.nodename.as_ptr()).to_string_lossy();
+        println!(
+            "    [init] pid {}, uid {}, hostname {host:?}",
+            libc::getpid(),
+            libc::getuid()
+        );
+        libc::signal(libc::SIGUSR1, on_sigusr1 as *const () as libc::sighandler_t);
+        match libc::fork() {
+            0 => {
+                println!("    [member] pid {}, child of the init", libc::getpid());
+                write_raw(ready, b"m");
+                loop {
+                    libc::pause();
+                }
+            }
+            -1 => println!("    [init] fork failed"),
+            _ => {}
+        }
+        write_raw(ready, b"i");
+        loop {
+            libc::pause();
+        }
+    }
+}
+
+fn demo() -> Result<()> {
+    let name = c"demo";
+    let flags = CONTAINER_NEW_UTS_NS
+        | CONTAINER_NEW_IPC_NS
+        | CONTAINER_NEW_PID_NS
+        | CONTAINER_NEW_NET_NS
+        | CONTAINER_FD_CLOEXEC;
+    let cfd = calls::container_create(name, flags).map_err(|e| errno_err("container_create", e))?;
+    let fd = cfd.as_raw_fd();
+    step(&format!(
+        "container_create({name:?}, {}) = {fd}",
+        flag_names(flags)
+    ));
+    show_proc()?;
+
+    let sock = calls::container_socket(fd, libc::AF_UNIX, libc::SOCK_DGRAM, 0)
+        .map_err(|e| errno_err("container_socket", e))?;
+    step(&format!(
+        "container_socket({fd}, AF_UNIX, SOCK_DGRAM) = {}: a socket in the container's network namespace",
+        sock.as_raw_fd()
+    ));
+    drop(sock);
+
+    let (ready_rx, ready_tx) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
+    let (go_rx, go_tx) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
+    let (ack_rx, ack_tx) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("pipe")?;
+    ACK_FD.store(ack_tx.as_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+    let _ = std::io::stdout().flush();
+    // SAFETY: kc is single-threaded; the child runs demo_init and never returns.
+    let pid = match unsafe { calls::fork_into_container(fd) } {
+        Ok(0) => demo_init(go_rx.as_raw_fd(), ready_tx.as_raw_fd()),
+        Ok(pid) => pid,
+        Err(e) => return Err(errno_err("fork_into_container", e)),
+    };
+    step(&format!(
+        "fork_into_container({fd}) = {pid}: the init, pid {pid} here"
+    ));
+    write_raw(go_tx.as_raw_fd(), b"g");
+    read_byte(ready_rx.as_raw_fd())?;
+    read_byte(ready_rx.as_raw_fd())?;
+    show_proc()?;
+
+    calls::container_kill(fd, 1, libc::SIGUSR1).map_err(|e| errno_err("container_kill", e))?;
+    read_byte(ack_rx.as_raw_fd())?;
+    step(&format!(
+        "container_kill({fd}, 1, SIGUSR1) = 0: the init alone"
+    ));
+
+    calls::container_kill(fd, 0, libc::SIGKILL).map_err(|e| errno_err("container_kill", e))?;
+    step(&format!(
+        "container_kill({fd}, 0, SIGKILL) = 0: every member"
+    ));
+    let (status, ru) = wait_container(&cfd)?;
+    step(&format!(
+        "container_wait({fd}) = 0: init {}; {}",
+        describe_status(status),
+        describe_rusage(&ru)
+    ));
+    reap(pid)?;
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, 0) };
+    step(&format!(
+        "poll({fd}) = {:#x} (POLLIN|POLLHUP: dead)",
+        pfd.revents
+    ));
+    show_proc()?;
+    drop(cfd);
+    step(&format!("close({fd})"));
+    show_proc()
+}
+
+fn run(args: &[String]) -> Result<u8> {
+    let mut flags = CONTAINER_NEW_UTS_NS
+        | CONTAINER_NEW_IPC_NS
+        | CONTAINER_NEW_PID_NS
+        | CONTAINER_NEW_NET_NS
+        | CONTAINER_FD_CLOEXEC;
+    let mut kill_on_close = false;
+    let mut name = None;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--ns" => {
+                let list = rest.next().context("--ns needs a list")?;
+                flags = parse_ns(list)? | CONTAINER_FD_CLOEXEC;
+            }
+            "--kill-on-close" => kill_on_close = true,
+            "--" => break,
+            s if s.starts_with('-') => bail!("unknown option {s:?}\n{USAGE}"),
+            s if name.is_none() => name = Some(s.to_string()),
+            s => bail!("unexpected {s:?} (the command goes after --)\n{USAGE}"),
+        }
+    }
+    let name = name.context(USAGE)?;
+    let argv: Vec<CString> = rest
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .context("NUL in an argument")?;
+    if argv.is_empty() {
+        bail!("no command\n{USAGE}");
+    }
+    if kill_on_close {
+        flags |= CONTAINER_KILL_ON_CLOSE;
+    }
+    let cname = CString::new(name.as_str()).context("NUL in the name")?;
+    let cfd = calls::container_create(&cname, flags).map_err(|e| {
+        errno_err(
+            &format!("container_create({name:?}, {})", flag_names(flags)),
+            e,
+        )
+    })?;
+
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let _ = std::io::stdout().flush();
+    // SAFETY: kc is single-threaded; the child only execs or exits.
+    let pid = match unsafe { calls::fork_into_container(cfd.as_raw_fd()) } {
+        Ok(0) => {
+            // SAFETY: argv and ptrs are valid NUL-terminated strings and a NULL-ended array.
+            unsafe {
+                libc::execvp(ptrs[0], ptrs.as_ptr());
+                let msg = format!("kc: exec {}: {}\n", argv[0].to_string_lossy(), last_errno());
+                write_raw(2, msg.as_bytes());
+                libc::_exit(127)
+            }
+        }
+        Ok(pid) => pid,
+        Err(e) => return Err(errno_err("fork_into_container", e)),
+    };
+    // Like system(3): the terminal's signals are for the container.
+    // SAFETY: ignoring SIGINT and SIGQUIT in this process only.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    let (status, ru) = wait_container(&cfd)?;
+    reap(pid)?;
+    eprintln!(
+        "kc: container {name:?}: init {}; {}",
+        describe_status(status),
+        describe_rusage(&ru)
+    );
+    Ok(if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as u8
+    } else {
+        128u8.wrapping_add(libc::WTERMSIG(status) as u8)
+    })
+}
