@@ -19,8 +19,14 @@ pub fn layout(opts: &Options) -> Result<Layout> {
     Layout::new(opts.build_dir.clone(), profile)
 }
 
-/// The toolchain and the base source, installed and checked.
-pub fn setup(opts: &Options, sh: &Shell, layout: &Layout) -> Result<(Toolchain, Source)> {
+/// The toolchain and the base source, installed and checked; `review` adds
+/// what `cargo xtask check` needs.
+pub fn setup(
+    opts: &Options,
+    sh: &Shell,
+    layout: &Layout,
+    review: bool,
+) -> Result<(Toolchain, Source)> {
     let base = Base::load(layout)?;
     let source = match (&opts.linux_tarball, &opts.linux_tree) {
         (Some(t), _) => Source::Tarball(t.clone()),
@@ -29,6 +35,7 @@ pub fn setup(opts: &Options, sh: &Shell, layout: &Layout) -> Result<(Toolchain, 
     };
     let needs = Needs {
         linux_source: matches!(source, Source::Debian(_)).then_some(base.debian_version),
+        review,
     };
     let tc = toolchain::ensure(sh, layout, &needs)?;
     Ok((tc, source))
@@ -40,7 +47,7 @@ pub fn kernel(opts: &Options) -> Result<Layout> {
     let layout = layout(opts)?;
     std::fs::create_dir_all(&layout.build)
         .with_context(|| format!("creating {}", layout.build.display()))?;
-    let (tc, source) = setup(opts, &sh, &layout)?;
+    let (tc, source) = setup(opts, &sh, &layout, false)?;
     linux::ensure_tree(&sh, &layout, &source).context(Untestable)?;
     linux::configure(&sh, &layout, &tc, opts.verbose).context(Untestable)?;
     linux::build(&sh, &layout, &tc, opts.verbose).context(Untestable)?;

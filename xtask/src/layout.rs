@@ -10,6 +10,8 @@
 //!     arch/x86/boot/bzImage, vmlinux, .config, usr/include (headers_install)
 //! <build>/runs/<stamp>-<command>/      console.log, ktap.log, results.json
 //! <build>/runs/latest                  symlink to the newest run
+//! <build>/check/linux/                 `cargo xtask check`: git worktree of linux/
+//! <build>/check/out/<profile>-on|off/  its per-patch builds, feature on and off
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,13 @@ impl Profile {
             Profile::Debug => "debug",
         }
     }
+}
+
+/// A kernel source tree and the `make O=` directory it is built in.
+#[derive(Debug, Clone)]
+pub struct Kbuild {
+    pub tree: PathBuf,
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +103,31 @@ impl Layout {
     }
     pub fn out(&self) -> PathBuf {
         self.build.join("out").join(self.profile.name())
+    }
+    /// The tree and output directory of `cargo xtask build`.
+    pub fn kbuild(&self) -> Kbuild {
+        Kbuild {
+            tree: self.tree(),
+            out: self.out(),
+        }
+    }
+    /// `cargo xtask check`'s corner: a worktree and its own output directories.
+    pub fn check(&self) -> PathBuf {
+        self.build.join("check")
+    }
+    /// The worktree of `tree()`'s repository that `check` builds each patch in.
+    pub fn check_tree(&self) -> PathBuf {
+        self.check().join("linux")
+    }
+    /// `check`'s build of the worktree, `variant` being `on` or `off`.
+    pub fn check_kbuild(&self, variant: &str) -> Kbuild {
+        Kbuild {
+            tree: self.check_tree(),
+            out: self
+                .check()
+                .join("out")
+                .join(format!("{}-{variant}", self.profile.name())),
+        }
     }
     pub fn bzimage(&self) -> PathBuf {
         self.out().join("arch/x86/boot/bzImage")

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
 use crate::kconfig;
-use crate::layout::Layout;
+use crate::layout::{Kbuild, Layout};
 use crate::progress;
 use crate::toolchain::Toolchain;
 
@@ -68,7 +68,8 @@ struct TreeState {
     applied_head: String,
 }
 
-fn git_in(tree: &Path) -> Vec<String> {
+/// `git` arguments for the repository at `tree`, with the xtask's identity.
+pub fn git_in(tree: &Path) -> Vec<String> {
     vec![
         "-C".into(),
         tree.display().to_string(),
@@ -81,8 +82,12 @@ fn git_in(tree: &Path) -> Vec<String> {
 
 /// The series in application order (the cover letter is not a patch).
 pub fn series(layout: &Layout) -> Result<Vec<PathBuf>> {
-    let dir = layout.patches();
-    let mut patches: Vec<PathBuf> = fs::read_dir(&dir)
+    series_in(&layout.patches())
+}
+
+/// The `*.patch` files in `dir` but the cover letter, in application order.
+pub fn series_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut patches: Vec<PathBuf> = fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()
@@ -167,8 +172,14 @@ pub fn dirty(sh: &Shell, tree: &Path) -> Result<Vec<String>> {
     Ok(out.lines().map(str::to_string).collect())
 }
 
-/// Makes `<build>/linux` the base plus the current series.
-pub fn ensure_tree(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
+/// Makes `<build>/linux` a git tree whose tag `kcontainer-base` is the base
+/// (importing it when it changed); the series and any work in the tree are
+/// left as they are.
+pub fn ensure_base(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
+    prepare_base(sh, layout, source).map(drop)
+}
+
+fn prepare_base(sh: &Shell, layout: &Layout, source: &Source) -> Result<TreeState> {
     let tree = layout.tree();
     let mut state = load_state(layout)?;
 
@@ -233,7 +244,13 @@ pub fn ensure_tree(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
         state.tarball_stamp = tarball_stamp;
         save_state(layout, &state)?;
     }
+    Ok(state)
+}
 
+/// Makes `<build>/linux` the base plus the current series.
+pub fn ensure_tree(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
+    let tree = layout.tree();
+    let mut state = prepare_base(sh, layout, source)?;
     let patches = series(layout)?;
     let hash = series_hash(&patches)?;
     if hash == state.series_hash {
@@ -454,47 +471,121 @@ struct Stamp {
     key: String,
 }
 
+/// What a `.config` is made of: `make tinyconfig`, then `assignments` merged
+/// on top (a later one wins), then `make olddefconfig`; every assignment in
+/// `verify` must hold in the result.
+#[derive(Debug, Clone)]
+pub struct ConfigSpec {
+    /// For messages: the profile's name, and what was changed in it.
+    pub name: String,
+    pub assignments: Vec<kconfig::Assignment>,
+    pub verify: Vec<kconfig::Assignment>,
+}
+
+impl ConfigSpec {
+    /// The layout's profile: its fragments from `linux-config/`, in order,
+    /// all verified.
+    pub fn profile(layout: &Layout) -> Result<Self> {
+        let profiles_path = layout.config_dir().join("profiles.toml");
+        let text = fs::read_to_string(&profiles_path)
+            .with_context(|| format!("reading {}", profiles_path.display()))?;
+        let profiles: BTreeMap<String, ProfileSpec> = toml::from_str(&text)
+            .with_context(|| format!("parsing {}", profiles_path.display()))?;
+        let name = layout.profile.name();
+        let spec = profiles
+            .get(name)
+            .with_context(|| format!("{} has no [{name}] profile", profiles_path.display()))?;
+        let mut assignments = Vec::new();
+        for fragment in &spec.fragments {
+            let path = layout.config_dir().join(fragment);
+            let text = fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "reading {} (listed in {})",
+                    path.display(),
+                    profiles_path.display()
+                )
+            })?;
+            assignments.extend(kconfig::parse_fragment(fragment, &text)?);
+        }
+        Ok(Self {
+            name: name.to_string(),
+            verify: assignments.clone(),
+            assignments,
+        })
+    }
+}
+
 /// Writes `<out>/.config`: tinyconfig + the profile's fragments, verified.
 pub fn configure(sh: &Shell, layout: &Layout, tc: &Toolchain, verbose: bool) -> Result<()> {
-    let profiles_path = layout.config_dir().join("profiles.toml");
-    let text = fs::read_to_string(&profiles_path)
-        .with_context(|| format!("reading {}", profiles_path.display()))?;
-    let profiles: BTreeMap<String, ProfileSpec> =
-        toml::from_str(&text).with_context(|| format!("parsing {}", profiles_path.display()))?;
-    let name = layout.profile.name();
-    let spec = profiles
-        .get(name)
-        .with_context(|| format!("{} has no [{name}] profile", profiles_path.display()))?;
+    let spec = ConfigSpec::profile(layout)?;
+    configure_in(sh, layout, tc, &layout.kbuild(), &spec, verbose)
+}
 
-    let tree = layout.tree();
+/// Writes `<kbuild.out>/.config` for `kbuild.tree` as `spec` says, verified;
+/// nothing is done when the spec, the tree's Kconfig inputs and the
+/// toolchain are what they were last time.
+pub fn configure_in(
+    sh: &Shell,
+    layout: &Layout,
+    tc: &Toolchain,
+    kbuild: &Kbuild,
+    spec: &ConfigSpec,
+    verbose: bool,
+) -> Result<()> {
+    let tree = &kbuild.tree;
     let mut key = Sha256::new();
-    key.update(name);
-    let mut assignments = Vec::new();
-    for fragment in &spec.fragments {
-        let path = layout.config_dir().join(fragment);
-        let text = fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading {} (listed in {})",
-                path.display(),
-                profiles_path.display()
-            )
-        })?;
-        assignments.extend(kconfig::parse_fragment(fragment, &text)?);
-        key.update(fragment);
-        key.update(&text);
+    key.update(&spec.name);
+    for list in [&spec.assignments, &spec.verify] {
+        key.update([0]);
+        for a in list {
+            key.update(a.line() + "\n");
+        }
     }
-    let git = &git_in(&tree);
-    key.update(head(sh, &tree)?);
-    let kconfig_diff = cmd!(sh, "git {git...} diff HEAD -- :(glob)**/Kconfig*")
+    // What the result depends on besides the spec: the Kconfig files, the
+    // `*.config` fragments tinyconfig merges, kconfig itself and the version
+    // in the Makefile, as they are in the tree (index, edits, new files), and
+    // the toolchain (Kconfig asks the compilers for their versions). Not
+    // HEAD: a commit that changes none of them does not reconfigure.
+    let git = &git_in(tree);
+    let inputs = [
+        ":(glob)**/Kconfig*",
+        ":(glob)**/*.config",
+        "scripts/kconfig",
+        "Makefile",
+    ];
+    let staged = cmd!(sh, "git {git...} ls-files -s -- {inputs...}")
         .quiet()
         .read()
-        .context("git diff of Kconfig files")?;
-    key.update(kconfig_diff);
+        .context("git ls-files of the Kconfig inputs")?;
+    let edited = cmd!(sh, "git {git...} diff -- {inputs...}")
+        .quiet()
+        .read()
+        .context("git diff of the Kconfig inputs")?;
+    let untracked = cmd!(
+        sh,
+        "git {git...} ls-files --others --exclude-standard -- {inputs...}"
+    )
+    .quiet()
+    .read()
+    .context("git ls-files of untracked Kconfig inputs")?;
+    key.update(staged);
+    key.update([0]);
+    key.update(edited);
+    for path in untracked.lines() {
+        let path = tree.join(path);
+        key.update([0]);
+        key.update(fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
+    }
+    let vars = tc.make_vars(&kbuild.out);
+    for v in &vars {
+        key.update([0]);
+        key.update(v);
+    }
     let key = hex(&key.finalize());
 
-    let out = layout.out();
+    let out = &kbuild.out;
     let stamp_path = out.join("kcontainer-config.json");
-    let dot_config = layout.dot_config();
+    let dot_config = out.join(".config");
     if dot_config.exists() {
         if let Ok(text) = fs::read_to_string(&stamp_path) {
             if serde_json::from_str::<Stamp>(&text).is_ok_and(|s| s.key == key) {
@@ -502,23 +593,23 @@ pub fn configure(sh: &Shell, layout: &Layout, tc: &Toolchain, verbose: bool) -> 
             }
         }
     }
-    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let new = out.join(".config.kcontainer-new");
-    let vars = tc.make_vars(layout);
     let kconfig_var = format!("KCONFIG_CONFIG={}", new.display());
     let log = |step: &str| out.join(format!("kcontainer-{step}.log"));
-    let tiny = make_cmd(&tree, &vars, &[&kconfig_var, "tinyconfig"], layout);
+    let tiny = make_cmd(tree, &vars, &[&kconfig_var, "tinyconfig"], layout);
     progress::run_logged(tiny, "make tinyconfig", &log("tinyconfig"), verbose)?;
     let base = fs::read_to_string(&new).with_context(|| format!("reading {}", new.display()))?;
-    fs::write(&new, kconfig::merge(&base, &assignments))
+    fs::write(&new, kconfig::merge(&base, &spec.assignments))
         .with_context(|| format!("writing {}", new.display()))?;
-    let olddef = make_cmd(&tree, &vars, &[&kconfig_var, "olddefconfig"], layout);
+    let olddef = make_cmd(tree, &vars, &[&kconfig_var, "olddefconfig"], layout);
     progress::run_logged(olddef, "make olddefconfig", &log("olddefconfig"), verbose)?;
     let result = fs::read_to_string(&new).with_context(|| format!("reading {}", new.display()))?;
-    let missing = kconfig::verify(&result, &assignments);
+    let missing = kconfig::verify(&result, &spec.verify);
     if !missing.is_empty() {
         bail!(
-            "the {name} configuration lacks {} option(s) its fragments ask for (see {}):\n  {}",
+            "the {} configuration lacks {} option(s) it asks for (see {}):\n  {}",
+            spec.name,
             missing.len(),
             new.display(),
             missing.join("\n  ")
@@ -542,14 +633,19 @@ pub fn make_cmd(tree: &Path, vars: &[String], args: &[&str], layout: &Layout) ->
     duct::cmd("make", argv).env("CCACHE_DIR", layout.ccache())
 }
 
+/// `-j<number of CPUs>`.
+pub fn jobs() -> String {
+    format!(
+        "-j{}",
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    )
+}
+
 /// Builds bzImage (and vmlinux) and installs the uAPI headers.
 pub fn build(sh: &Shell, layout: &Layout, tc: &Toolchain, verbose: bool) -> Result<()> {
     let tree = layout.tree();
-    let jobs = format!(
-        "-j{}",
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    );
-    let vars = tc.make_vars(layout);
+    let jobs = jobs();
+    let vars = tc.make_vars(&layout.out());
     let kbuild = make_cmd(&tree, &vars, &[&jobs, "bzImage"], layout);
     progress::run_logged(kbuild, "building the kernel", &layout.build_log(), verbose)?;
 

@@ -2,6 +2,7 @@
 //! the pieces they share.
 
 mod build;
+mod check;
 mod cpio;
 mod guest;
 mod image;
@@ -68,6 +69,8 @@ enum Command {
     Test(test::Args),
     /// Boot to a busybox shell, or run one command in the guest (`cargo xtask run -- CMD ARGS...`)
     Run(run::Args),
+    /// The review gate: checkpatch, rustfmt, kernel-doc, and every patch built with the feature on and off
+    Check(check::Args),
     /// Move the series between patches/ and the kernel tree
     Patches {
         #[command(subcommand)]
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Build => build::run(&cli.opts).map(|_| 0),
         Command::Test(args) => test::run(&cli.opts, &args),
         Command::Run(args) => run::run(&cli.opts, &args),
+        Command::Check(args) => check::run(&cli.opts, &args),
         Command::Patches { command } => patches::run(&cli.opts, &command).map(|_| 0),
     };
     match result {

@@ -7,19 +7,57 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::Path;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-const TAIL_LINES: usize = 40;
+pub const TAIL_LINES: usize = 40;
 
 pub fn elapsed(start: Instant) -> String {
     let s = start.elapsed().as_secs();
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-/// Runs `expr` (stdout and stderr merged) with its output in `log`.
+/// Runs `expr` (stdout and stderr merged) with its output in `log`; fails
+/// with the log's last lines when the command fails.
 pub fn run_logged(expr: duct::Expression, stage: &str, log: &Path, verbose: bool) -> Result<()> {
+    let start = Instant::now();
+    let outcome = run_captured(expr, stage, log, verbose)?;
+    if !outcome.status.success() {
+        eprintln!(
+            "xtask: {stage} failed ({}); last lines of {}:",
+            outcome.status,
+            log.display()
+        );
+        for line in &outcome.tail {
+            eprintln!("  {line}");
+        }
+        bail!(
+            "{stage} failed ({}); full log: {}",
+            outcome.status,
+            log.display()
+        );
+    }
+    eprintln!("xtask: {stage}: done in {}", elapsed(start));
+    Ok(())
+}
+
+/// How a command run by [`run_captured`] ended.
+pub struct Outcome {
+    pub status: ExitStatus,
+    /// The last lines of its output (at most [`TAIL_LINES`]).
+    pub tail: Vec<String>,
+}
+
+/// Like [`run_logged`], but a failing command is an [`Outcome`] for the
+/// caller to report, not an error; errors mean it could not be run.
+pub fn run_captured(
+    expr: duct::Expression,
+    stage: &str,
+    log: &Path,
+    verbose: bool,
+) -> Result<Outcome> {
     let start = Instant::now();
     let mut file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let reader = expr
@@ -72,21 +110,8 @@ pub fn run_logged(expr: duct::Expression, stage: &str, log: &Path, verbose: bool
         .try_wait()
         .with_context(|| format!("{stage}: waiting for the command"))?
         .context("command still running after its output closed")?;
-    if !output.status.success() {
-        eprintln!(
-            "xtask: {stage} failed ({}); last lines of {}:",
-            output.status,
-            log.display()
-        );
-        for line in &tail {
-            eprintln!("  {line}");
-        }
-        bail!(
-            "{stage} failed ({}); full log: {}",
-            output.status,
-            log.display()
-        );
-    }
-    eprintln!("xtask: {stage}: done in {}", elapsed(start));
-    Ok(())
+    Ok(Outcome {
+        status: output.status,
+        tail: tail.into(),
+    })
 }

@@ -21,6 +21,18 @@ impl std::fmt::Display for Untestable {
     }
 }
 
+/// Context attached to errors that mean a check's tools did not run as they
+/// should (`cargo xtask check`: checkpatch writing to stderr, git or make not
+/// starting), so there is no verdict.
+#[derive(Debug)]
+pub struct ToolFailure;
+
+impl std::fmt::Display for ToolFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the check could not run")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "verdict", content = "reasons", rename_all = "lowercase")]
 pub enum Verdict {
@@ -43,7 +55,7 @@ impl Verdict {
 
 /// Exit code for an error that ended the xtask before a verdict.
 pub fn error_exit_code(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<Untestable>().is_some() {
+    if err.downcast_ref::<Untestable>().is_some() || err.downcast_ref::<ToolFailure>().is_some() {
         EXIT_UNTESTABLE
     } else {
         EXIT_FAIL
@@ -296,6 +308,8 @@ mod tests {
     fn exit_codes_never_reach_128_for_test() {
         let untestable = anyhow::anyhow!("boom").context(Untestable);
         assert_eq!(error_exit_code(&untestable), 125);
+        let tools = anyhow::anyhow!("boom").context(ToolFailure);
+        assert_eq!(error_exit_code(&tools), 125);
         assert_eq!(error_exit_code(&anyhow::anyhow!("other")), 1);
         assert_eq!(Verdict::Fail(vec![]).exit_code(), 1);
     }

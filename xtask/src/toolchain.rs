@@ -53,14 +53,14 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
-    /// The variables every kernel `make` gets.
-    pub fn make_vars(&self, layout: &Layout) -> Vec<String> {
+    /// The variables every kernel `make` gets; `out` is the `O=` directory.
+    pub fn make_vars(&self, out: &Path) -> Vec<String> {
         let cc = match &self.ccache {
             Some(ccache) => format!("CC={} clang{LLVM_SUFFIX}", ccache.display()),
             None => format!("CC=clang{LLVM_SUFFIX}"),
         };
         vec![
-            format!("O={}", layout.out().display()),
+            format!("O={}", out.display()),
             "ARCH=x86_64".into(),
             format!("LLVM={LLVM_SUFFIX}"),
             cc,
@@ -77,10 +77,16 @@ impl Toolchain {
 }
 
 /// What to check for: the Debian linux-source package only when the base
-/// comes from it.
+/// comes from it; the review tools (checkpatch's SPDX check needs
+/// python3-ply and python3-git) only for `cargo xtask check`.
 pub struct Needs {
     pub linux_source: Option<String>,
+    pub review: bool,
 }
+
+/// Packages `cargo xtask check` needs on top of [`PACKAGES`].
+const REVIEW_PACKAGES: &[(&str, Option<&str>)] =
+    &[("perl", None), ("python3-ply", None), ("python3-git", None)];
 
 /// Checks everything and installs what is missing where it can.
 pub fn ensure(sh: &Shell, layout: &Layout, needs: &Needs) -> Result<Toolchain> {
@@ -128,6 +134,9 @@ fn ensure_packages(sh: &Shell, needs: &Needs) -> Result<()> {
     let mut wanted: Vec<(&str, Option<&str>)> = PACKAGES.to_vec();
     if let Some(version) = &needs.linux_source {
         wanted.push((LINUX_SOURCE_PACKAGE, Some(version.as_str())));
+    }
+    if needs.review {
+        wanted.extend_from_slice(REVIEW_PACKAGES);
     }
     let missing: Vec<String> = wanted
         .iter()
