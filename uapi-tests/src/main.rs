@@ -85,6 +85,10 @@ static TESTS: &[Test] = &[
         "container_fork_setns_not_member",
         container::fork::setns_not_member,
     ),
+    Test::new(
+        "container_fork_pidns_not_visible",
+        container::fork::pidns_not_visible,
+    ),
     Test::new("container_socket_bad_fd", container::socket::bad_fd),
     Test::new("container_socket_flags", container::socket::flags),
     Test::new("container_socket_errors", container::socket::errors),

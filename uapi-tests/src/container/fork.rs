@@ -419,3 +419,51 @@ pub fn eagain_nproc() -> Result<()> {
     })?;
     child.wait_exit(0)
 }
+
+/// A caller whose active PID namespace is neither the container's nor an ancestor of
+/// it could not see its init's pid: EINVAL (as setns(2) into such a PID namespace),
+/// for a NEW_PID_NS container and for one in the initial PID namespace, and nothing
+/// starts.
+pub fn pidns_not_visible() -> Result<()> {
+    h::require(&[Call::Create, Call::Fork, Call::Wait])?;
+    let pidns = h::create(&h::unique_name("pidns"), CONTAINER_NEW_PID_NS)?;
+    let plain = h::create(&h::unique_name("pidplain"), 0)?;
+    let mut child = Proc::fork("child that unshares its PID namespace", || {
+        // SAFETY: unshare(2) with a valid flag; it changes only this process.
+        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+            bail!(
+                "unshare(CLONE_NEWPID): {}",
+                sys::errno_name(sys::last_errno())
+            );
+        }
+        let mut inner = Proc::fork("pid 1 of a sibling PID namespace", || {
+            let pid = rustix::process::getpid().as_raw_nonzero().get();
+            ensure!(
+                pid == 1,
+                "the process in the new PID namespace is pid {pid}, not 1"
+            );
+            for (what, cfd) in [
+                ("a NEW_PID_NS container", &pidns),
+                ("a container in the initial PID namespace", &plain),
+            ] {
+                expect_errno(
+                    &format!("fork_into_container({what}) from a sibling PID namespace"),
+                    fork_fails(cfd.as_raw_fd()),
+                    Errno::INVAL,
+                )?;
+            }
+            Ok(0)
+        })?;
+        inner.wait_exit(0)?;
+        Ok(0)
+    })?;
+    child.wait_exit(0)?;
+    for cfd in [&pidns, &plain] {
+        expect_errno(
+            "container_wait after the refused fork_into_container",
+            container_wait(cfd.as_raw_fd(), None, libc::WNOHANG as u32, None),
+            Errno::CHILD,
+        )?;
+    }
+    Ok(())
+}
