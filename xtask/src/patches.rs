@@ -72,8 +72,11 @@ fn export(opts: &Options) -> Result<()> {
             fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         if name == COVER_LETTER {
             match fs::read_to_string(&dest) {
-                // Keep the written cover letter; only the patch count follows the series.
-                Ok(existing) => text = renumber_cover_letter(&existing, count),
+                // Keep the written cover letter; the patch count and the shortlog
+                // and diffstat at its end follow the series.
+                Ok(existing) => {
+                    text = renumber_cover_letter(&refresh_shortlog(&existing, &text), count)
+                }
                 Err(_) => eprintln!(
                     "xtask: {} is new: fill in its subject and blurb",
                     dest.display()
@@ -103,6 +106,44 @@ fn export(opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// Where `git format-patch --cover-letter` starts its shortlog: the first line
+/// of the form `Author Name (N):`, with the author `who` if given. Returns the
+/// offset of that line and the author.
+fn shortlog_start<'a>(text: &'a str, who: Option<&str>) -> Option<(usize, &'a str)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let header = line
+            .trim_end()
+            .strip_suffix("):")
+            .and_then(|l| l.rsplit_once(" ("))
+            .filter(|(name, n)| {
+                !name.is_empty()
+                    && !name.starts_with(char::is_whitespace)
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit())
+                    && who.is_none_or(|w| w == *name)
+            });
+        if let Some((name, _)) = header {
+            return Some((offset, name));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// The written cover letter with its shortlog and diffstat (from the shortlog
+/// header of the series' first author to the end) replaced by those of the
+/// freshly generated one. A cover letter without that header is kept as it is.
+fn refresh_shortlog(existing: &str, generated: &str) -> String {
+    let Some((new, who)) = shortlog_start(generated, None) else {
+        return existing.to_string();
+    };
+    match shortlog_start(existing, Some(who)) {
+        Some((old, _)) => format!("{}{}", &existing[..old], &generated[new..]),
+        None => existing.to_string(),
+    }
+}
+
 /// `Subject: [RFC PATCH 00/07] ...` → `00/<count>`.
 fn renumber_cover_letter(text: &str, count: usize) -> String {
     let mut out = String::with_capacity(text.len());
@@ -128,6 +169,22 @@ fn renumber_cover_letter(text: &str, count: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cover_letter_shortlog_follows_the_series() {
+        let existing = "Subject: x\n\nblurb (see below):\nSince v1 (2):\n\nA Dev (2):\n  one\n  two\n\n a | 1 +\n";
+        let generated =
+            "Subject: y\n\n*** BLURB HERE ***\n\nA Dev (3):\n  one\n  two\n  three\n\n a | 2 ++\n";
+        assert_eq!(
+            refresh_shortlog(existing, generated),
+            "Subject: x\n\nblurb (see below):\nSince v1 (2):\n\nA Dev (3):\n  one\n  two\n  three\n\n a | 2 ++\n"
+        );
+        // Nothing to replace: the written letter stays as it is.
+        assert_eq!(
+            refresh_shortlog("Subject: x\nbody\n", generated),
+            "Subject: x\nbody\n"
+        );
+    }
 
     #[test]
     fn cover_letter_count_follows_the_series() {
