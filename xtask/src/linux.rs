@@ -256,12 +256,30 @@ pub fn ensure_tree(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
     if hash == state.series_hash {
         let head = head(sh, &tree)?;
         if head != state.applied_head {
-            eprintln!(
-                "xtask: note: {} has commits that patches/ does not (HEAD {}); building them. \
-                 `cargo xtask patches export` saves them to patches/",
-                tree.display(),
-                &head[..12.min(head.len())]
-            );
+            let short = &head[..12.min(head.len())];
+            // An earlier commit of the series (checked out by hand or by a bisect)
+            // is not new work: say so rather than suggesting an export.
+            let applied = &state.applied_head;
+            let behind = cmd!(
+                sh,
+                "git -C {tree} merge-base --is-ancestor {head} {applied}"
+            )
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .is_ok();
+            if behind {
+                eprintln!(
+                    "xtask: note: {} is at an earlier commit of the series (HEAD {short}); building it",
+                    tree.display()
+                );
+            } else {
+                eprintln!(
+                    "xtask: note: {} has commits that patches/ does not (HEAD {short}); building them. \
+                     `cargo xtask patches export` saves them to patches/",
+                    tree.display()
+                );
+            }
         }
         let dirty = dirty(sh, &tree)?;
         if !dirty.is_empty() {
