@@ -579,6 +579,28 @@ pub fn listed(rows: &[Row], name: &std::ffi::CStr) -> bool {
     rows.iter().any(|r| r.name == name)
 }
 
+/// Requires `/proc/containers` not to list `name` any more; `when` says why it
+/// should be gone.
+pub fn expect_unlisted(name: &std::ffi::CStr, when: &str) -> Result<()> {
+    let rows = proc_rows()?;
+    ensure!(
+        !listed(&rows, name),
+        "container still listed {when}:\n{}",
+        render_all(&rows)
+    );
+    Ok(())
+}
+
+/// Requires a wait status to say "killed by SIGKILL"; `who` names the process.
+pub fn expect_sigkilled(status: c_int, who: &str) -> Result<()> {
+    ensure!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
+        "{who}: expected SIGKILL, got {}",
+        sys::describe_status(status)
+    );
+    Ok(())
+}
+
 pub fn render_all(rows: &[Row]) -> String {
     let lines: Vec<String> = rows.iter().map(Row::render).collect();
     lines.join("\n")

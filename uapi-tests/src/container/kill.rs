@@ -8,7 +8,7 @@ use libc::c_int;
 
 use super::calls::{container_kill, container_wait};
 use super::helpers::{self as h, Call, Pipe, Proc, SigRecord, NOBODY};
-use crate::sys::{self, expect_errno, ok, Errno};
+use crate::sys::{expect_errno, ok, Errno};
 use crate::uapi::*;
 
 /// si_code of a signal sent with kill(2).
@@ -275,11 +275,7 @@ pub fn death_kills_members() -> Result<()> {
     gate.open(1)?;
     init.wait_exit(3)?;
     let status = h::waitpid_within(member, h::DEATH_LIMIT)?;
-    ensure!(
-        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
-        "member {member} after the init's death: expected SIGKILL, got {}",
-        sys::describe_status(status)
-    );
+    h::expect_sigkilled(status, &format!("member {member} after the init's death"))?;
     let mut wstatus = -1;
     ok(
         "container_wait",
@@ -376,23 +372,10 @@ pub fn kill_on_close() -> Result<()> {
     )?;
     drop(cfd);
     let status = init.wait_within(h::DEATH_LIMIT)?;
-    ensure!(
-        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
-        "init after the close of a KILL_ON_CLOSE fd: expected SIGKILL, got {}",
-        sys::describe_status(status)
-    );
+    h::expect_sigkilled(status, "init after the close of a KILL_ON_CLOSE fd")?;
     let status = h::waitpid_within(member, h::DEATH_LIMIT)?;
-    ensure!(
-        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL,
-        "member after the close of a KILL_ON_CLOSE fd: expected SIGKILL, got {}",
-        sys::describe_status(status)
-    );
-    let rows = h::proc_rows()?;
-    ensure!(
-        !h::listed(&rows, &name),
-        "container still listed after it died with no fd:\n{}",
-        h::render_all(&rows)
-    );
+    h::expect_sigkilled(status, "member after the close of a KILL_ON_CLOSE fd")?;
+    h::expect_unlisted(&name, "after it died with no fd")?;
     Ok(())
 }
 
@@ -412,12 +395,7 @@ pub fn plain_close() -> Result<()> {
     );
     gate.open(2)?;
     init.wait_exit(0)?;
-    let rows = h::proc_rows()?;
-    ensure!(
-        !h::listed(&rows, &name),
-        "container still listed after its init exited with no fd:\n{}",
-        h::render_all(&rows)
-    );
+    h::expect_unlisted(&name, "after its init exited with no fd")?;
     Ok(())
 }
 

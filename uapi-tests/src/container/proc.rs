@@ -75,12 +75,7 @@ pub fn lifecycle() -> Result<()> {
     );
     drop(koc);
     let k_id = k.id;
-    let rows = proc_rows()?;
-    ensure!(
-        !h::listed(&rows, &koc_name),
-        "a closed container with no init is still listed:\n{}",
-        render_all(&rows)
-    );
+    h::expect_unlisted(&koc_name, "(a closed container with no init)")?;
     let again = h::create(&koc_name, 0)?;
     let again_id = row(&proc_rows()?, &koc_name)?.id;
     ensure!(
@@ -102,12 +97,7 @@ pub fn lifecycle() -> Result<()> {
     init.wait_exit(0)?;
     expect_row(row(&proc_rows()?, &name)?, 1, FL_STARTED | FL_DEAD, 0, 0)?;
     drop(cfd);
-    let rows = proc_rows()?;
-    ensure!(
-        !h::listed(&rows, &name),
-        "a dead container with no fd is still listed:\n{}",
-        render_all(&rows)
-    );
+    h::expect_unlisted(&name, "(a dead container with no fd)")?;
     Ok(())
 }
 
