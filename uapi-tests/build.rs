@@ -1,7 +1,7 @@
 //! Generates `$OUT_DIR/uapi.rs`: the series' syscall numbers and flags, read from the
 //! headers of `make headers_install` (include dir in `KCONTAINER_UAPI_HEADERS`), with the
 //! values of `shared/uapi.md` for anything they lack, so every commit of the series (and
-//! a plain 6.12) still builds and runs the suite.
+//! a plain 7.3) still builds and runs the suite.
 
 #[path = "src/uapi_gen.rs"]
 mod uapi_gen;

@@ -1,4 +1,4 @@
-//! Mainline 6.12 mechanisms the series builds on: clone3 namespaces, pidfds, setns,
+//! Mainline 7.3 mechanisms the series builds on: clone3 namespaces, pidfds, setns,
 //! openat2 scoping, the new mount API and keys.
 
 use std::ffi::CStr;

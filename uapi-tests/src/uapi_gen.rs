@@ -41,11 +41,11 @@ const MOUNT: &str = "linux/mount.h";
 
 /// Everything the tests take from the headers, in uapi.md order.
 pub const WANTED: &[Wanted] = &[
-    want("__NR_container_create", UNISTD, "libc::c_long", 463),
-    want("__NR_fork_into_container", UNISTD, "libc::c_long", 464),
-    want("__NR_container_socket", UNISTD, "libc::c_long", 465),
-    want("__NR_container_kill", UNISTD, "libc::c_long", 466),
-    want("__NR_container_wait", UNISTD, "libc::c_long", 467),
+    want("__NR_container_create", UNISTD, "libc::c_long", 473),
+    want("__NR_fork_into_container", UNISTD, "libc::c_long", 474),
+    want("__NR_container_socket", UNISTD, "libc::c_long", 475),
+    want("__NR_container_kill", UNISTD, "libc::c_long", 476),
+    want("__NR_container_wait", UNISTD, "libc::c_long", 477),
     want("CONTAINER_NEW_FS_NS", CONTAINER, "u32", 0x001),
     want("CONTAINER_NEW_EMPTY_FS_NS", CONTAINER, "u32", 0x002),
     want("CONTAINER_NEW_CGROUP_NS", CONTAINER, "u32", 0x004),
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn values() {
-        assert_eq!(parse_value(" 463"), Some(Def::Int(463)));
+        assert_eq!(parse_value(" 473"), Some(Def::Int(473)));
         assert_eq!(parse_value("0x200"), Some(Def::Int(0x200)));
         assert_eq!(parse_value("(0x00000080)"), Some(Def::Int(0x80)));
         assert_eq!(parse_value("((1U))"), Some(Def::Int(1)));
@@ -335,14 +335,14 @@ mod tests {
              #  define CONTAINER_FD_CLOEXEC (0x200) // close on exec\n\
              #define CONTAINER_CLOSE_ON_EXEC CONTAINER_FD_CLOEXEC\n\
              #define container_fn(x) ((x) + 1)\n\
-             #define __NR_container_create 463\n\
+             #define __NR_container_create 473\n\
              #define LOOP_A LOOP_B\n#define LOOP_B LOOP_A\n\
              #endif\n",
         );
         assert_eq!(d.resolve("CONTAINER_NEW_FS_NS"), Some(1));
         assert_eq!(d.resolve("CONTAINER_FD_CLOEXEC"), Some(0x200));
         assert_eq!(d.resolve("CONTAINER_CLOSE_ON_EXEC"), Some(0x200));
-        assert_eq!(d.resolve("__NR_container_create"), Some(463));
+        assert_eq!(d.resolve("__NR_container_create"), Some(473));
         assert_eq!(d.resolve("container_fn"), None);
         assert_eq!(d.resolve("_UAPI_LINUX_CONTAINER_H"), None);
         assert_eq!(d.resolve("LOOP_A"), None);
@@ -386,7 +386,7 @@ mod tests {
         let out = render(&d, Some("/h/include"));
         assert!(out.contains("pub const HEADERS: Option<&str> = Some(\"/h/include\");"));
         assert!(out.contains("pub const __NR_container_create: libc::c_long = 500;"));
-        assert!(out.contains("pub const __NR_fork_into_container: libc::c_long = 464;"));
+        assert!(out.contains("pub const __NR_fork_into_container: libc::c_long = 474;"));
         assert!(out.contains("pub const MOVE_MOUNT_T_CONTAINER_ROOT: u32 = 0x80;"));
         assert!(out.contains("pub const FSCONFIG_SET_CONTAINER: u32 = 9;"));
         assert!(out.contains("pub const CONTAINER_CLOSE_ON_EXEC: u32 = 0x200;"));

@@ -4,8 +4,9 @@
 use anyhow::{Context, Result};
 use xshell::Shell;
 
+use crate::base::{self, Base};
 use crate::layout::{Layout, Profile};
-use crate::linux::{self, Base, Source};
+use crate::linux::{self, Source};
 use crate::report::Untestable;
 use crate::toolchain::{self, Needs, Toolchain};
 use crate::Options;
@@ -27,17 +28,17 @@ pub fn setup(
     layout: &Layout,
     review: bool,
 ) -> Result<(Toolchain, Source)> {
-    let base = Base::load(layout)?;
+    let needs = Needs { review };
+    let tc = toolchain::ensure(sh, layout, &needs)?;
     let source = match (&opts.linux_tarball, &opts.linux_tree) {
         (Some(t), _) => Source::Tarball(t.clone()),
         (_, Some(t)) => Source::Tree(t.clone()),
-        (None, None) => Source::Debian(base.clone()),
+        (None, None) => {
+            let base = Base::load(layout)?;
+            let tarball = base::ensure(sh, layout, &base)?;
+            Source::Debian { base, tarball }
+        }
     };
-    let needs = Needs {
-        linux_source: matches!(source, Source::Debian(_)).then_some(base.debian_version),
-        review,
-    };
-    let tc = toolchain::ensure(sh, layout, &needs)?;
     Ok((tc, source))
 }
 

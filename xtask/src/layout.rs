@@ -2,6 +2,7 @@
 //! survives between runs (and between fresh clones, so CI reuses it).
 //!
 //! ```text
+//! <build>/base/                        the base tarball (patches/base.toml)
 //! <build>/tools/bindgen/bin/bindgen    bindgen-cli, installed by the bootstrap
 //! <build>/ccache/                      ccache's cache for the kernel build
 //! <build>/linux/                       git tree: the base commit + patches/
@@ -85,6 +86,10 @@ impl Layout {
     }
     pub fn config_dir(&self) -> PathBuf {
         self.repo.join("linux-config")
+    }
+    /// The base tarball, fetched once (see `base.rs`).
+    pub fn base_dir(&self) -> PathBuf {
+        self.build.join("base")
     }
     pub fn tools(&self) -> PathBuf {
         self.build.join("tools")

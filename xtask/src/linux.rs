@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
 
+use crate::base::Base;
 use crate::kconfig;
 use crate::layout::{Kbuild, Layout};
 use crate::progress;
@@ -26,30 +27,12 @@ pub const BASE_TAG: &str = "kcontainer-base";
 pub const BRANCH: &str = "kcontainer";
 pub const COVER_LETTER: &str = "0000-cover-letter.patch";
 
-/// `patches/base.toml`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Base {
-    pub kernel: String,
-    pub debian_package: String,
-    pub debian_version: String,
-    pub tarball: PathBuf,
-    pub sha256: String,
-}
-
-impl Base {
-    pub fn load(layout: &Layout) -> Result<Self> {
-        let path = layout.patches().join("base.toml");
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-    }
-}
-
 /// Where the base tree comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
-    /// Debian's linux-source package, verified against `patches/base.toml`.
-    Debian(Base),
+    /// Debian's linux-source package, verified against `patches/base.toml`;
+    /// `tarball` is where [`crate::base::ensure`] keeps it.
+    Debian { base: Base, tarball: PathBuf },
     /// `--linux-tarball PATH`: any tarball of the same kernel.
     Tarball(PathBuf),
     /// `--linux-tree PATH`: an unpacked source tree (copied, never modified).
@@ -119,7 +102,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
+pub fn sha256_file(path: &Path) -> Result<String> {
     let mut file = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut file, &mut h).with_context(|| format!("reading {}", path.display()))?;
@@ -184,8 +167,8 @@ fn prepare_base(sh: &Shell, layout: &Layout, source: &Source) -> Result<TreeStat
     let mut state = load_state(layout)?;
 
     let (base_id, tarball_stamp) = match source {
-        Source::Debian(base) => {
-            let now = stamp(&base.tarball).with_context(|| {
+        Source::Debian { base, tarball } => {
+            let now = stamp(tarball).with_context(|| {
                 format!(
                     "the base tarball comes from {}={}",
                     base.debian_package, base.debian_version
@@ -195,17 +178,15 @@ fn prepare_base(sh: &Shell, layout: &Layout, source: &Source) -> Result<TreeStat
                 s.base_id == format!("sha256:{}", base.sha256) && s.tarball_stamp == Some(now)
             });
             if !known {
-                let sum = sha256_file(&base.tarball)?;
+                let sum = sha256_file(tarball)?;
                 if sum != base.sha256 {
                     bail!(
-                        "{} has sha256 {sum}, patches/base.toml pins {} ({} {}): install that version \
-                         (apt-get install {}={}) or pass --linux-tarball",
-                        base.tarball.display(),
+                        "{} has sha256 {sum}, patches/base.toml pins {} ({} {}): delete it to \
+                         fetch it again, or pass --linux-tarball",
+                        tarball.display(),
                         base.sha256,
                         base.debian_package,
                         base.debian_version,
-                        base.debian_package,
-                        base.debian_version
                     );
                 }
             }
@@ -374,8 +355,8 @@ fn import_base(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
     }
     fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let what = match source {
-        Source::Debian(base) => {
-            unpack(sh, &base.tarball, &tmp)?;
+        Source::Debian { base, tarball } => {
+            unpack(sh, tarball, &tmp)?;
             format!(
                 "Linux {} from Debian {} {}\n\n{} sha256 {}\n\n\
                  The top-level .gitignore rules `/*` and `!/debian/` of Debian's\n\
@@ -383,7 +364,7 @@ fn import_base(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
                 base.kernel,
                 base.debian_package,
                 base.debian_version,
-                base.tarball.display(),
+                base.tarball_member,
                 base.sha256
             )
         }

@@ -1,6 +1,7 @@
 //! `cargo xtask`: the kcontainer lab. One module per command; the rest are
 //! the pieces they share.
 
+mod base;
 mod build;
 mod check;
 mod cpio;
@@ -27,7 +28,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
-    about = "Build, boot and test the kcontainer patch series on Linux 6.12"
+    about = "Build, boot and test the kcontainer patch series on Linux 7.3"
 )]
 struct Cli {
     #[command(flatten)]
@@ -42,7 +43,7 @@ pub struct Options {
     /// Build directory (kernel tree, output, tools, runs) [default: ~/.cache/kcontainer]
     #[arg(long, global = true, env = "KCONTAINER_BUILD_DIR", value_name = "DIR")]
     pub build_dir: Option<PathBuf>,
-    /// Use this Linux 6.12 tarball as the base instead of Debian's linux-source-6.12
+    /// Use this Linux 7.3 tarball as the base instead of Debian's linux-source-7.3
     #[arg(
         long,
         global = true,
@@ -50,7 +51,7 @@ pub struct Options {
         conflicts_with = "linux_tree"
     )]
     pub linux_tarball: Option<PathBuf>,
-    /// Use this unpacked Linux 6.12 source tree as the base (it is copied, not modified)
+    /// Use this unpacked Linux 7.3 source tree as the base (it is copied, not modified)
     #[arg(long, global = true, value_name = "PATH")]
     pub linux_tree: Option<PathBuf>,
     /// Use the debug kernel (KASAN, lockdep, kmemleak, UBSAN, ...) in its own output directory

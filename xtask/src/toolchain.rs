@@ -1,5 +1,5 @@
 //! Finds, checks and (on Debian, as root) installs what the lab needs: the
-//! package set measured in `../shared/lab-notes.md`, bindgen-cli 0.69.5 in the
+//! package set measured in `../shared/lab-notes.md`, bindgen-cli 0.72.1 in the
 //! build directory, and rustup's x86_64-unknown-linux-gnu target for the
 //! static guest binaries. The kernel is always built with Debian's rustc-web,
 //! never with rustup's rustc (which has no rust-src).
@@ -32,14 +32,13 @@ const PACKAGES: &[(&str, Option<&str>)] = &[
     ("ccache", None),
     ("qemu-system-x86", None),
     ("busybox-static", None),
+    // `make headers_install` copies with rsync.
+    ("rsync", None),
 ];
 
-/// The package that carries the pinned kernel source (see `patches/base.toml`).
-pub const LINUX_SOURCE_PACKAGE: &str = "linux-source-6.12";
-
-pub const BINDGEN_VERSION: &str = "0.69.5";
-/// 6.12's minimum (Documentation/process/changes.rst).
-const RUSTC_MIN: (u32, u32) = (1, 78);
+pub const BINDGEN_VERSION: &str = "0.72.1";
+/// 7.3's minimum (scripts/min-tool-version.sh).
+const RUSTC_MIN: (u32, u32) = (1, 85);
 const LLVM_SUFFIX: &str = "-19";
 
 /// The kernel's toolchain, resolved to absolute paths.
@@ -65,7 +64,7 @@ impl Toolchain {
             format!("LLVM={LLVM_SUFFIX}"),
             cc,
             // An empty LOCALVERSION keeps setlocalversion from appending "+"
-            // for the git tree: `uname -r` is 6.12.117-kcontainer.
+            // for the git tree: `uname -r` is 7.3.4-kcontainer.
             "LOCALVERSION=".into(),
             format!("RUSTC={}", self.rustc.display()),
             format!("HOSTRUSTC={}", self.rustc.display()),
@@ -76,11 +75,9 @@ impl Toolchain {
     }
 }
 
-/// What to check for: the Debian linux-source package only when the base
-/// comes from it; the review tools (checkpatch's SPDX check needs
-/// python3-ply and python3-git) only for `cargo xtask check`.
+/// What to check for beyond [`PACKAGES`]: the review tools (checkpatch's
+/// SPDX check needs python3-ply and python3-git) only for `cargo xtask check`.
 pub struct Needs {
-    pub linux_source: Option<String>,
     pub review: bool,
 }
 
@@ -132,9 +129,6 @@ pub fn ensure(sh: &Shell, layout: &Layout, needs: &Needs) -> Result<Toolchain> {
 
 fn ensure_packages(sh: &Shell, needs: &Needs) -> Result<()> {
     let mut wanted: Vec<(&str, Option<&str>)> = PACKAGES.to_vec();
-    if let Some(version) = &needs.linux_source {
-        wanted.push((LINUX_SOURCE_PACKAGE, Some(version.as_str())));
-    }
     if needs.review {
         wanted.extend_from_slice(REVIEW_PACKAGES);
     }

@@ -50,21 +50,20 @@ impl Call {
 }
 
 /// SKIPs the test unless the running kernel has every one of `calls`: the number must be
-/// the headers' or the kernel the 6.12 the uapi.md numbers are for (6.13+ use 463.. for
-/// the *xattrat calls), and the call must not be ENOSYS (a kernel without
+/// the headers', or the kernel must be the 7.3 the uapi.md numbers are for (a later kernel
+/// may give 473.. to calls of its own), and the call must not be ENOSYS (a kernel without
 /// CONFIG_CONTAINERS, or a commit of the series before the call exists).
 pub fn require(calls: &[Call]) -> Result<()> {
     let release = rustix::system::uname()
         .release()
         .to_string_lossy()
         .into_owned();
-    let base_612 =
-        release == "6.12" || release.starts_with("6.12.") || release.starts_with("6.12-");
+    let base = release == "7.3" || release.starts_with("7.3.") || release.starts_with("7.3-");
     for &call in calls {
         let name = call.name();
-        if !base_612 && !crate::uapi::from_headers(&format!("__NR_{name}")) {
+        if !base && !crate::uapi::from_headers(&format!("__NR_{name}")) {
             return Err(skip(format!(
-                "{name}: number from uapi.md is for 6.12, kernel {release} may use it for another syscall"
+                "{name}: number from uapi.md is for 7.3, kernel {release} may use it for another syscall"
             )));
         }
         if call.probe() == Some(Errno::NOSYS) {

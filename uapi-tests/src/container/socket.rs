@@ -103,7 +103,7 @@ pub fn errors() -> Result<()> {
     h::require(&[Call::Create, Call::Socket])?;
     let cfd = h::create(&h::unique_name("sockerr"), 0)?;
     let fd = cfd.as_raw_fd();
-    for domain in [1000, -1, 46 /* AF_MAX in 6.12 */] {
+    for domain in [1000, -1, 46 /* AF_MAX in 7.3 */] {
         expect_errno(
             &format!("socket({domain}, SOCK_DGRAM)"),
             plain_socket(domain, libc::SOCK_DGRAM, 0),

@@ -245,6 +245,11 @@ fn demo_init(go: RawFd, ready: RawFd) -> ! {
 }
 
 fn demo() -> Result<()> {
+    let uts = rustix::system::uname();
+    step(&format!(
+        "Linux {}: container_create is system call {__NR_container_create}, container_wait {__NR_container_wait}",
+        uts.release().to_string_lossy()
+    ));
     let name = c"demo";
     let flags = CONTAINER_NEW_UTS_NS
         | CONTAINER_NEW_IPC_NS
