@@ -143,6 +143,8 @@ static TESTS: &[Test] = &[
     Test::new("container_ns_user", container::ns::user),
     Test::new("container_ns_cgroup", container::ns::cgroup),
     Test::new("container_ns_mnt", container::ns::mnt),
+    Test::new("container_net_same_port", container::net::same_port),
+    Test::new("container_net_veth", container::net::veth).timeout(30),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 

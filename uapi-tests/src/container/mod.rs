@@ -10,6 +10,7 @@ pub mod create;
 pub mod fork;
 pub mod helpers;
 pub mod kill;
+pub mod net;
 pub mod ns;
 pub mod proc;
 pub mod socket;
