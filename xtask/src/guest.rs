@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use kcontainer_init::{ExitReport, Job, EXIT_MARKER, INIT_ERROR_MARKER};
 
 use crate::image::{self, Extra};
+use crate::kunit::{self, Kunit};
 use crate::layout::{Layout, Profile};
 use crate::qemu::{self, Console, Machine};
 use crate::report::GuestEnd;
@@ -26,6 +27,8 @@ pub struct Outcome {
     pub ktap_log: PathBuf,
     pub end: GuestEnd,
     pub splats: Vec<Splat>,
+    /// The KUnit suites the kernel ran at boot, from the console.
+    pub kunit: Kunit,
     pub ended: qemu::Ended,
     pub accel: &'static str,
 }
@@ -79,18 +82,21 @@ pub fn boot(layout: &Layout, command: &str, b: Boot<'_>, console: Console<'_>) -
         })
     });
     let splats = splat::scan(&lines);
+    let kunit = kunit::parse_console(&lines);
     Ok(Outcome {
         end: GuestEnd {
             qemu_status: ended.status,
             timed_out: ended.timed_out,
             timeout_seconds: b.timeout.map_or(0, |t| t.as_secs()),
             init_error,
+            allowed_taint: kunit.allowed_taint(),
             report,
         },
         run_dir,
         console_log,
         ktap_log,
         splats,
+        kunit,
         ended,
         accel,
     })

@@ -9,6 +9,7 @@ mod guest;
 mod image;
 mod kconfig;
 mod ktap;
+mod kunit;
 mod layout;
 mod linux;
 mod patches;

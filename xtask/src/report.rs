@@ -45,6 +45,17 @@ pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_UNTESTABLE: u8 = 125;
 
 impl Verdict {
+    /// Adds the reasons another judge found; any reason makes a failure.
+    pub fn extend(&mut self, more: Vec<String>) {
+        if more.is_empty() {
+            return;
+        }
+        match self {
+            Verdict::Pass => *self = Verdict::Fail(more),
+            Verdict::Fail(reasons) => reasons.extend(more),
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Verdict::Pass => EXIT_PASS,
@@ -81,6 +92,8 @@ pub struct GuestEnd {
     pub timed_out: bool,
     pub timeout_seconds: u64,
     pub init_error: Option<String>,
+    /// Taint bits the run may have (TAINT_TEST once KUnit ran, see kunit.rs).
+    pub allowed_taint: u64,
     #[serde(skip)]
     pub report: Option<ExitReport>,
 }
@@ -130,7 +143,7 @@ pub fn judge(
                     r.qemu_status()
                 ));
             }
-            if r.tainted != 0 {
+            if r.tainted & !end.allowed_taint != 0 {
                 reasons.push(format!(
                     "the kernel is tainted (/proc/sys/kernel/tainted = {})",
                     r.tainted
@@ -179,6 +192,13 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Adds another set of counts (the KUnit cases to the uAPI tests).
+    pub fn add(&mut self, other: Summary) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+    }
+
     /// Counts the tests; expected tests that never reported count as failed.
     pub fn of(ktap: &Ktap, expected: &[String]) -> Self {
         let mut s = Summary::default();
@@ -221,6 +241,7 @@ mod tests {
             timed_out: false,
             timeout_seconds: 60,
             init_error: None,
+            allowed_taint: 0,
             report: Some(report),
         }
     }
@@ -265,6 +286,20 @@ mod tests {
         assert!(
             matches!(judge(&end(0, 512), Some(&k), &expected, &[], true), Verdict::Fail(r) if r[0].contains("tainted"))
         );
+        // KUnit's TAINT_TEST is allowed once KUnit ran, nothing else.
+        let mut kunit_ran = end(0, crate::kunit::TAINT_TEST);
+        kunit_ran.allowed_taint = crate::kunit::TAINT_TEST;
+        assert_eq!(
+            judge(&kunit_ran, Some(&k), &expected, &[], true),
+            Verdict::Pass
+        );
+        kunit_ran.report = Some(ExitReport {
+            status: 0,
+            tainted: crate::kunit::TAINT_TEST | 512,
+        });
+        assert!(
+            matches!(judge(&kunit_ran, Some(&k), &expected, &[], true), Verdict::Fail(r) if r[0].contains("tainted"))
+        );
         let splat = Splat {
             line: 7,
             kinds: vec!["WARNING".into()],
@@ -278,6 +313,7 @@ mod tests {
             timed_out: true,
             timeout_seconds: 5,
             init_error: None,
+            allowed_taint: 0,
             report: None,
         };
         assert!(
@@ -288,11 +324,22 @@ mod tests {
             timed_out: false,
             timeout_seconds: 5,
             init_error: None,
+            allowed_taint: 0,
             report: None,
         };
         let v = judge(&crash, None, &[], &[], false);
         assert!(matches!(&v, Verdict::Fail(r) if r[0].contains("died before /init reported")));
         assert_eq!(command_exit_code(&v, None), 1);
+    }
+
+    #[test]
+    fn more_reasons_make_a_failure() {
+        let mut v = Verdict::Pass;
+        v.extend(Vec::new());
+        assert_eq!(v, Verdict::Pass);
+        v.extend(vec!["a".into()]);
+        v.extend(vec!["b".into()]);
+        assert_eq!(v, Verdict::Fail(vec!["a".into(), "b".into()]));
     }
 
     #[test]

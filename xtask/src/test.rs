@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::guest::{self, Boot};
 use crate::image::{self, TESTS_GUEST_PATH};
 use crate::ktap::{self, Ktap};
+use crate::kunit::{self, Kunit};
 use crate::qemu::Console;
 use crate::report::{self, Summary, Untestable, Verdict};
 use crate::splat::Splat;
@@ -43,6 +44,8 @@ struct Results<'a> {
     tainted: Option<u64>,
     expected: &'a [String],
     ktap: &'a Ktap,
+    kunit: &'a Kunit,
+    kunit_expected: &'a [(String, String)],
     splats: &'a [Splat],
     console_log: String,
     ktap_log: String,
@@ -118,8 +121,12 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     let ktap_text = std::fs::read_to_string(&outcome.ktap_log)
         .with_context(|| format!("reading {}", outcome.ktap_log.display()))?;
     let ktap = ktap::parse(&ktap_text);
-    let verdict = report::judge(&outcome.end, Some(&ktap), &expected, &outcome.splats, true);
-    let summary = Summary::of(&ktap, &expected);
+    let mut verdict = report::judge(&outcome.end, Some(&ktap), &expected, &outcome.splats, true);
+    let mut summary = Summary::of(&ktap, &expected);
+    let kunit_expected = kunit::expected_cases(&layout.tree(), &layout.dot_config())?;
+    let kunit_summary = kunit::summary(&outcome.kunit, &kunit_expected);
+    summary.add(kunit_summary);
+    verdict.extend(kunit::judge(&outcome.kunit, &kunit_expected));
     let kernel = std::fs::read_to_string(layout.out().join("include/config/kernel.release"))
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
@@ -136,6 +143,8 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         tainted: outcome.end.report.map(|r| r.tainted),
         expected: &expected,
         ktap: &ktap,
+        kunit: &outcome.kunit,
+        kunit_expected: &kunit_expected,
         splats: &outcome.splats,
         console_log: outcome.console_log.display().to_string(),
         ktap_log: outcome.ktap_log.display().to_string(),
@@ -161,6 +170,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
             .first_ktap
             .map_or("never".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
     );
+    eprintln!("xtask: KUnit: {}", kunit_summary.line());
     println!("{}", summary.line());
     Ok(verdict.exit_code())
 }
