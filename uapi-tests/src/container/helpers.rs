@@ -242,6 +242,34 @@ impl Proc {
         }
     }
 
+    /// How the process ended, without reaping it: "exit status 2", "signal 9
+    /// (SIGKILL)", or why that is not known.
+    fn peek_end(&self) -> String {
+        // SAFETY: siginfo_t is plain data; zeroed is valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child with a valid out pointer; WNOWAIT leaves
+        // it to be reaped by `wait()`.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+            )
+        };
+        if r != 0 {
+            return format!("waitid: {}", errno_name(sys::last_errno()));
+        }
+        // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zeroed).
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        match info.si_code {
+            _ if pid == 0 => "still running (closed its report pipe)".to_string(),
+            libc::CLD_EXITED if status == FAILED + 1 => format!("exit status {status} (panicked)"),
+            libc::CLD_EXITED => format!("exit status {status}"),
+            _ => format!("signal {}", sys::signal_name(status)),
+        }
+    }
+
     /// Waits for the process; its raw wait status, or what its body reported.
     pub fn wait(&mut self) -> Result<c_int> {
         let status = self.child.wait()?;
@@ -427,9 +455,10 @@ impl Pipe {
                 if let Some(p) = from {
                     p.check()?;
                     bail!(
-                        "{} (pid {}) ended without sending ({done} of {n} bytes)",
+                        "{} (pid {}) ended without sending ({done} of {n} bytes): {}",
                         p.what,
-                        p.pid()
+                        p.pid(),
+                        p.peek_end()
                     );
                 }
             }

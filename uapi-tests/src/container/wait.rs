@@ -202,18 +202,21 @@ pub fn many_waiters() -> Result<()> {
         gate.wait();
         Ok(9)
     })?;
-    let results = Pipe::new()?;
+    // One pipe per waiter: three writers on one pipe would interleave.
     let mut waiters = Vec::new();
     for _ in 0..3 {
-        waiters.push(Proc::fork("waiter", || {
+        let results = Pipe::new()?;
+        let waiter = Proc::fork("waiter", || {
             let (status, ru) = wait_ok("container_wait in a waiter", &cfd, 0)?;
-            results.send_i64(i64::from(status))?;
-            results.send_i64s(&ru)?;
+            let mut v = vec![i64::from(status)];
+            v.extend_from_slice(&ru);
+            results.send_i64s(&v)?;
             Ok(0)
-        })?);
+        })?;
+        waiters.push((waiter, results));
     }
     let nr = __NR_container_wait;
-    for w in &waiters {
+    for (w, _) in &waiters {
         h::wait_blocked_in(w.pid(), w.pid(), nr)?;
     }
     let me = std::process::id() as libc::pid_t;
@@ -248,12 +251,12 @@ pub fn many_waiters() -> Result<()> {
     init.wait_exit(9)?;
 
     let mut answers = from_threads;
-    for w in &mut waiters {
+    for (w, results) in &mut waiters {
         let v = results.recv_i64s(19, Some(w))?;
         let ru: [i64; 18] = v[1..].try_into().context("19 values")?;
         answers.push((v[0] as c_int, ru));
     }
-    for w in &mut waiters {
+    for (w, _) in &mut waiters {
         w.wait_exit(0)?;
     }
     let last = wait_ok("container_wait after the others", &cfd, 0)?;
