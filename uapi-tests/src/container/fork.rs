@@ -72,12 +72,16 @@ pub fn ebusy() -> Result<()> {
     let cfd = h::create(&h::unique_name("busy"), 0)?;
     let gate = Pipe::new()?;
     let report = Pipe::new()?;
+    let (ours, theirs) = h::socketpair()?;
     let mut init = Proc::init(&cfd, || {
-        let r = fork_fails(cfd.as_raw_fd());
+        // The init has no fd for its own container: it is given one.
+        let own = h::recv_fd(&theirs)?;
+        let r = fork_fails(own.as_raw_fd());
         report.send_i64(r.map_or_else(|e| -i64::from(e.raw_os_error()), i64::from))?;
         gate.wait();
         Ok(0)
     })?;
+    h::send_fd(&ours, &cfd)?;
     let from_init = report.recv_i64(Some(&init))?;
     ensure!(
         from_init == -i64::from(libc::EBUSY),
@@ -191,8 +195,15 @@ pub fn shares_nothing() -> Result<()> {
     let cwd_before = std::env::current_dir().context("getcwd")?;
     let report = Pipe::new()?;
     let mut init = Proc::init(&cfd, || {
-        // SAFETY: opens and closes fds of the init's own table.
-        let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+        // SAFETY: opens and closes fds of the init's own table. The new fd goes above
+        // every fd the caller has, so that its number tells.
+        let opened = unsafe {
+            libc::fcntl(
+                libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY),
+                libc::F_DUPFD,
+                100,
+            )
+        };
         ensure!(
             opened >= 0,
             "open in init: {}",
@@ -350,7 +361,7 @@ pub fn setns_not_member() -> Result<()> {
 }
 
 /// Sets the soft RLIMIT_NPROC (at most the hard one, `None` for the hard one).
-fn set_nproc(soft: Option<libc::rlim_t>) -> Result<()> {
+pub fn set_nproc(soft: Option<libc::rlim_t>) -> Result<()> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -3,7 +3,7 @@
 //! `/proc/containers` rows, dropping privileges, recording signals and resource usage.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
@@ -529,7 +529,7 @@ pub struct Row {
 }
 
 impl Row {
-    /// The row as the kernel prints it: `"%-24s %12llu %3u %02lx %5d %5d"`.
+    /// The row as the kernel prints it: `"%-24s %12llu %3u %02lx %5u %5u"`.
     pub fn render(&self) -> String {
         format!(
             "{:<24} {:>12} {:>3} {:02x} {:>5} {:>5}",
@@ -940,6 +940,63 @@ pub fn touch_pages(pages: usize) -> Result<()> {
         libc::munmap(p, len);
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Passing fds
+
+/// Sends `fd` over the unix socket `sock` with SCM_RIGHTS.
+pub fn send_fd(sock: &OwnedFd, fd: &OwnedFd) -> Result<()> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let fds = [fd.as_fd()];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = SendAncillaryBuffer::new(&mut space);
+    ensure!(
+        cmsg.push(SendAncillaryMessage::ScmRights(&fds)),
+        "SCM_RIGHTS does not fit"
+    );
+    let n = sendmsg(
+        sock,
+        &[std::io::IoSlice::new(b"f")],
+        &mut cmsg,
+        SendFlags::empty(),
+    )
+    .context("sendmsg(SCM_RIGHTS)")?;
+    ensure!(n == 1, "sendmsg sent {n} bytes");
+    Ok(())
+}
+
+/// Receives one fd sent with [`send_fd`].
+pub fn recv_fd(sock: &OwnedFd) -> Result<OwnedFd> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    recvmsg(
+        sock,
+        &mut [std::io::IoSliceMut::new(&mut byte)],
+        &mut cmsg,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .context("recvmsg(SCM_RIGHTS)")?;
+    for msg in cmsg.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(fd);
+            }
+        }
+    }
+    bail!("recvmsg: no SCM_RIGHTS fd")
+}
+
+pub fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .context("socketpair")
 }
 
 #[cfg(test)]

@@ -13,5 +13,7 @@ pub mod kill;
 pub mod net;
 pub mod ns;
 pub mod proc;
+pub mod security;
 pub mod socket;
+pub mod stress;
 pub mod wait;

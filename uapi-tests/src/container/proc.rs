@@ -176,8 +176,8 @@ pub fn nested() -> Result<()> {
 
 /// OWNER/GROUP are the creator's, mapped into the reader's user namespace: 65534 for a
 /// container made by uid 65534; 0 0 for its NEW_USER_NS container seen from inside as
-/// `<current>`; the overflow ids for root's container seen from a user namespace with no
-/// mapping.
+/// `<current>`; the overflow ids for a container made in a user namespace where its
+/// maker has no mapping, seen from there.
 pub fn owner_mapped() -> Result<()> {
     h::require(&[Call::Create, Call::Fork])?;
     let plain = h::unique_name("nobody");
@@ -229,8 +229,9 @@ pub fn owner_mapped() -> Result<()> {
             .with_context(|| format!("{path}: {text:?}"))
     };
     let (ouid, ogid) = (overflow("overflowuid")?, overflow("overflowgid")?);
-    let root = h::unique_name("rootown");
-    let _cfd = h::create(&root, 0)?;
+    // A container made in a user namespace where its maker (root) has no mapping, as
+    // seen from there: overflow ids. (Root's own containers are not listed there.)
+    let unmapped = h::unique_name("unmapped");
     let report = Pipe::new()?;
     let mut reader = Proc::fork("reader in an unmapped user namespace", || {
         // SAFETY: unshare in a forked single-threaded child.
@@ -240,11 +241,12 @@ pub fn owner_mapped() -> Result<()> {
                 sys::errno_name(sys::last_errno())
             );
         }
+        let _cfd = h::create(&unmapped, 0)?;
         report.send_str(&sys::read_text(PROC_CONTAINERS)?)?;
         Ok(0)
     })?;
     let view = h::parse_proc(&report.recv_str(Some(&reader))?)
         .context("the view from an unmapped user namespace")?;
     reader.wait_exit(0)?;
-    expect_row(row(&view, &root)?, 1, 0, ouid, ogid)
+    expect_row(row(&view, &unmapped)?, 1, 0, ouid, ogid)
 }
