@@ -96,6 +96,16 @@ fn dumpable() -> i64 {
     i64::from(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) })
 }
 
+/// Requires container_wait(cfd) to report the wait status `want`.
+fn expect_container_status(cfd: &OwnedFd, want: c_int) -> Result<()> {
+    let status = ok("container_wait", wait_status(cfd, 0))?;
+    ensure!(
+        status == want,
+        "container_wait status {status:#x}, expected {want:#x}"
+    );
+    Ok(())
+}
+
 fn wait_status(cfd: &OwnedFd, options: u32) -> Result<c_int, Errno> {
     let mut status = -1;
     container_wait(cfd.as_raw_fd(), Some(&mut status), options, None).map(|_| status)
@@ -285,17 +295,8 @@ pub fn init_thread_group() -> Result<()> {
         Errno::AGAIN,
     )?;
     gate.open(1)?;
-    let status = init.wait()?;
-    ensure!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7,
-        "waitpid(init): {}, expected exit status 7",
-        sys::describe_status(status)
-    );
-    let cstatus = ok("container_wait", wait_status(&cfd, 0))?;
-    ensure!(
-        cstatus == 7 << 8,
-        "container_wait status {cstatus:#x}, expected 0x700"
-    );
+    init.wait_exit(7)?;
+    expect_container_status(&cfd, 7 << 8)?;
 
     // An execve() from a non-main thread: the exec'd program is still init.
     let cfd = h::create(&h::unique_name("threadexec"), 0)?;
@@ -323,17 +324,8 @@ pub fn init_thread_group() -> Result<()> {
         wait_status(&cfd, libc::WNOHANG as u32),
         Errno::AGAIN,
     )?;
-    let status = init.wait()?;
-    ensure!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 5,
-        "waitpid(init after exec from a thread): {}, expected exit status 5",
-        sys::describe_status(status)
-    );
-    let cstatus = ok("container_wait", wait_status(&cfd, 0))?;
-    ensure!(
-        cstatus == 5 << 8,
-        "container_wait status {cstatus:#x}, expected 0x500"
-    );
+    init.wait_exit(5)?;
+    expect_container_status(&cfd, 5 << 8)?;
     Ok(())
 }
 
@@ -380,11 +372,7 @@ pub fn descendants_die() -> Result<()> {
     let pid = report.recv_i64(Some(&init))?;
     init.wait_exit(3)?;
     reap_grandchild(pid, "after the outer init exited")?;
-    let status = ok("container_wait(outer)", wait_status(&cfd, 0))?;
-    ensure!(
-        status == 3 << 8,
-        "outer container_wait status {status:#x}, expected 0x300"
-    );
+    expect_container_status(&cfd, 3 << 8)?;
 
     // container_kill(outer, 0, SIGKILL) while both run.
     let cfd = h::create(&h::unique_name("outerkill"), 0)?;
@@ -403,11 +391,7 @@ pub fn descendants_die() -> Result<()> {
     // The grandchild is the subreaper's once the outer init is gone.
     h::expect_sigkilled(init.wait()?, "the outer init")?;
     reap_grandchild(pid, "after container_kill(outer, 0, SIGKILL)")?;
-    let status = ok("container_wait(outer)", wait_status(&cfd, 0))?;
-    ensure!(
-        status == libc::SIGKILL,
-        "outer container_wait status {status:#x}, expected SIGKILL"
-    );
+    expect_container_status(&cfd, libc::SIGKILL)?;
 
     // KILL_ON_CLOSE on the outer container.
     let cfd = h::create(&h::unique_name("outerclose"), CONTAINER_KILL_ON_CLOSE)?;
@@ -809,9 +793,7 @@ pub fn kill_once_and_esrch() -> Result<()> {
         container_kill(cfd.as_raw_fd(), 0, libc::SIGTERM),
         Errno::SRCH,
     )?;
-    let status = ok("container_wait", wait_status(&cfd, 0))?;
-    ensure!(status == 0, "container_wait status {status:#x}");
-    Ok(())
+    expect_container_status(&cfd, 0)
 }
 
 /// A sandbox cannot leave through a cfd made outside it: uid 1000 makes a container in
