@@ -1,7 +1,8 @@
 //! The guest's `/init`.
 //!
 //! Mounts proc, sysfs, devtmpfs, tmpfs and cgroup2, installs the busybox
-//! applets, runs the job in [`JOB_PATH`], prints the [`ExitReport`] marker on
+//! applets, makes [`BIN_MINIMAL`] (a tiny root file system for `kc run
+//! --rootfs`), runs the job in [`JOB_PATH`], prints the [`ExitReport`] marker on
 //! the console and leaves QEMU through the isa-debug-exit port. Anything that
 //! goes wrong is printed with [`INIT_ERROR_MARKER`] so the host can quote it.
 
@@ -32,6 +33,7 @@ fn main() {
 fn run() -> Result<i32> {
     mount_pseudo_filesystems()?;
     install_busybox()?;
+    make_bin_minimal()?;
     let job: Job =
         serde_json::from_slice(&fs::read(JOB_PATH).with_context(|| format!("reading {JOB_PATH}"))?)
             .with_context(|| format!("parsing {JOB_PATH}"))?;
@@ -146,6 +148,25 @@ fn install_busybox() -> Result<()> {
         .context("running busybox --install -s")?;
     if !status.success() {
         bail!("busybox --install -s: {status}");
+    }
+    Ok(())
+}
+
+/// A tree to assemble a container's root from (`kc run --rootfs /bin-minimal`):
+/// busybox and a few of its applets, nothing else.
+const BIN_MINIMAL: &str = "/bin-minimal";
+
+fn make_bin_minimal() -> Result<()> {
+    if fs::metadata("/bin/busybox").is_err() {
+        return Ok(());
+    }
+    let bin = format!("{BIN_MINIMAL}/bin");
+    fs::create_dir_all(&bin).with_context(|| format!("creating {bin}"))?;
+    fs::hard_link("/bin/busybox", format!("{bin}/busybox"))
+        .with_context(|| format!("linking /bin/busybox into {bin}"))?;
+    for applet in ["sh", "ls", "cat", "head", "ps", "mount", "id", "echo"] {
+        std::os::unix::fs::symlink("busybox", format!("{bin}/{applet}"))
+            .with_context(|| format!("creating {bin}/{applet}"))?;
     }
     Ok(())
 }

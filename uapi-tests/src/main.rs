@@ -253,6 +253,27 @@ static TESTS: &[Test] = &[
         container::stress::nested_teardown_from_top,
     )
     .timeout(60),
+    Test::new(
+        "container_fs_build_root_from_outside",
+        container::fs::build_root_from_outside,
+    )
+    .timeout(30),
+    Test::new(
+        "container_fs_fsconfig_errors",
+        container::fs::fsconfig_errors,
+    ),
+    Test::new(
+        "container_fs_move_mount_errors",
+        container::fs::move_mount_errors,
+    ),
+    Test::new("container_fs_dirfd_calls", container::fs::dirfd_calls),
+    Test::new("container_fs_dirfd_scoped", container::fs::dirfd_scoped),
+    Test::new("container_fs_rename_race", container::fs::rename_race).timeout(120),
+    Test::new("container_fs_sandbox_eperm", container::fs::sandbox_eperm),
+    Test::new(
+        "container_fs_userns_idmapped",
+        container::fs::userns_idmapped,
+    ),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 

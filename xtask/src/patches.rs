@@ -49,7 +49,7 @@ fn export(opts: &Options) -> Result<()> {
     let prefix = format!("--subject-prefix={SUBJECT_PREFIX}");
     cmd!(
         sh,
-        "git -C {tree} format-patch -q --cover-letter --zero-commit --no-signature {prefix} -o {tmp} {BASE_TAG}..HEAD"
+        "git -C {tree} format-patch -q --cover-letter --zero-commit --no-signature --abbrev=7 {prefix} -o {tmp} {BASE_TAG}..HEAD"
     )
     .quiet()
     .run()

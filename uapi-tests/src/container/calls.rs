@@ -13,7 +13,7 @@ use crate::uapi::{
     __NR_fork_into_container,
 };
 
-fn check(ret: c_long) -> Result<c_long, Errno> {
+pub fn check(ret: c_long) -> Result<c_long, Errno> {
     if ret == -1 {
         Err(Errno::from_raw_os_error(
             std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
@@ -23,7 +23,7 @@ fn check(ret: c_long) -> Result<c_long, Errno> {
     }
 }
 
-fn owned(ret: Result<c_long, Errno>) -> Result<OwnedFd, Errno> {
+pub fn owned(ret: Result<c_long, Errno>) -> Result<OwnedFd, Errno> {
     // SAFETY: a successful fd-returning syscall gives a new fd that nothing else owns.
     ret.map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

@@ -8,8 +8,10 @@
 pub mod calls;
 pub mod create;
 pub mod fork;
+pub mod fs;
 pub mod helpers;
 pub mod kill;
+pub mod mount_calls;
 pub mod net;
 pub mod ns;
 pub mod proc;

@@ -26,14 +26,14 @@ const MAX_DEPTH: usize = 32;
 
 /// Writes "deny" to setgroups and maps 0 to `uid`/`gid` in a user namespace the caller
 /// has just unshared, as an unprivileged user would.
-fn map_root_to(uid: u32, gid: u32) -> Result<()> {
+pub fn map_root_to(uid: u32, gid: u32) -> Result<()> {
     std::fs::write("/proc/self/setgroups", "deny").context("write /proc/self/setgroups")?;
     std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).context("write uid_map")?;
     std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).context("write gid_map")?;
     Ok(())
 }
 
-fn unshare(flags: c_int, what: &str) -> Result<()> {
+pub fn unshare(flags: c_int, what: &str) -> Result<()> {
     // SAFETY: unshare(2) changes only this (single-threaded) process.
     if unsafe { libc::unshare(flags) } != 0 {
         bail!("unshare({what}): {}", errno_name(sys::last_errno()));

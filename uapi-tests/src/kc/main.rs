@@ -3,7 +3,7 @@
 //! ```text
 //! kc demo                                   create a container, start an init, list,
 //!                                           signal, kill and wait, printing each step
-//! kc run [--ns LIST] [--kill-on-close] NAME -- CMD [ARG...]
+//! kc run [--ns LIST] [--kill-on-close] [--rootfs DIR] NAME -- CMD [ARG...]
 //!                                           run CMD as the init of a new container and
 //!                                           wait for the container; exit with its status
 //! kc ps                                     print /proc/containers
@@ -11,15 +11,27 @@
 //!
 //! LIST is a comma-separated subset of fs, cgroup, uts, ipc, user, pid, net (default
 //! uts,ipc,pid,net; "none" for none).
+//!
+//! `--rootfs DIR` assembles the container from outside before its init starts (uapi.md
+//! §3, "Mounting from outside"): an empty mount namespace, a tmpfs made in the
+//! container's namespaces and installed as its root, DIR copied in through the cfd
+//! (directories, files, symlinks, device nodes), and a procfs of the container's PID
+//! namespace mounted at /proc; CMD runs in that tree.
 
 #[path = "../container/calls.rs"]
 mod calls;
+// kc uses only the part it needs to assemble a root.
+#[allow(dead_code)]
+#[path = "../container/mount_calls.rs"]
+mod mount_calls;
 #[path = "../uapi.rs"]
 mod uapi;
 
 use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -29,7 +41,7 @@ use rustix::io::Errno;
 use crate::uapi::*;
 
 const USAGE: &str = "usage: kc demo\n       \
-                     kc run [--ns LIST] [--kill-on-close] NAME -- CMD [ARG...]\n       \
+                     kc run [--ns LIST] [--kill-on-close] [--rootfs DIR] NAME -- CMD [ARG...]\n       \
                      kc ps\n\
                      LIST: comma-separated fs,cgroup,uts,ipc,user,pid,net (default uts,ipc,pid,net) or none";
 
@@ -335,6 +347,7 @@ fn run(args: &[String]) -> Result<u8> {
         | CONTAINER_NEW_NET_NS
         | CONTAINER_FD_CLOEXEC;
     let mut kill_on_close = false;
+    let mut rootfs: Option<PathBuf> = None;
     let mut name = None;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
@@ -344,6 +357,9 @@ fn run(args: &[String]) -> Result<u8> {
                 flags = parse_ns(list)? | CONTAINER_FD_CLOEXEC;
             }
             "--kill-on-close" => kill_on_close = true,
+            "--rootfs" => {
+                rootfs = Some(rest.next().context("--rootfs needs a directory")?.into());
+            }
             "--" => break,
             s if s.starts_with('-') => bail!("unknown option {s:?}\n{USAGE}"),
             s if name.is_none() => name = Some(s.to_string()),
@@ -361,6 +377,17 @@ fn run(args: &[String]) -> Result<u8> {
     if kill_on_close {
         flags |= CONTAINER_KILL_ON_CLOSE;
     }
+    if let Some(dir) = &rootfs {
+        if flags & CONTAINER_NEW_FS_NS != 0 {
+            bail!("--rootfs makes an empty mount namespace: drop \"fs\" from --ns");
+        }
+        let meta = std::fs::metadata(dir)
+            .with_context(|| format!("--rootfs {}: cannot use it", dir.display()))?;
+        if !meta.is_dir() {
+            bail!("--rootfs {}: not a directory", dir.display());
+        }
+        flags |= CONTAINER_NEW_EMPTY_FS_NS;
+    }
     let cname = CString::new(name.as_str()).context("NUL in the name")?;
     let cfd = calls::container_create(&cname, flags).map_err(|e| {
         errno_err(
@@ -368,6 +395,10 @@ fn run(args: &[String]) -> Result<u8> {
             e,
         )
     })?;
+
+    if let Some(dir) = &rootfs {
+        assemble_root(&cfd, dir)?;
+    }
 
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
@@ -404,4 +435,93 @@ fn run(args: &[String]) -> Result<u8> {
     } else {
         128u8.wrapping_add(libc::WTERMSIG(status) as u8)
     })
+}
+
+/// `--rootfs DIR`: a tmpfs root made in the container's namespaces and installed from
+/// outside, DIR copied in through the cfd, procfs mounted at /proc from outside.
+fn assemble_root(cfd: &OwnedFd, dir: &Path) -> Result<()> {
+    let fd = cfd.as_raw_fd();
+    let mount = |fstype: &CStr, params: &[(&CStr, &CStr)]| {
+        mount_calls::new_mount(fstype, Some(fd), params)
+            .map_err(|(step, e)| errno_err(&format!("{step} ({})", fstype.to_string_lossy()), e))
+    };
+    let root = mount(c"tmpfs", &[(c"mode", c"0755")])?;
+    mount_calls::mount_root(&root, fd)
+        .map_err(|e| errno_err("move_mount(tmpfs, \"\", cfd, \"/\", T_CONTAINER_ROOT)", e))?;
+    step("root: a tmpfs made in the container's namespaces (FSCONFIG_SET_CONTAINER), installed with MOVE_MOUNT_T_CONTAINER_ROOT");
+    let copied = copy_in(cfd, dir, Path::new(""))?;
+    step(&format!(
+        "copied {copied} entries of {} in through the cfd (mkdirat, openat, symlinkat, mknodat)",
+        dir.display()
+    ));
+    match rustix::fs::mkdirat(cfd, "proc", rustix::fs::Mode::from_raw_mode(0o555)) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(errno_err("mkdirat(cfd, \"proc\")", e)),
+    }
+    let proc = mount(c"proc", &[])?;
+    mount_calls::mount_at(&proc, fd, c"proc")
+        .map_err(|e| errno_err("move_mount(proc, \"\", cfd, \"proc\")", e))?;
+    step("proc: the container's PID namespace, mounted at /proc from outside");
+    Ok(())
+}
+
+/// Copies the host tree `src`/`rel` into the container at `rel`, through the cfd; the
+/// number of entries copied. Sockets are skipped.
+fn copy_in(cfd: &OwnedFd, src: &Path, rel: &Path) -> Result<usize> {
+    use rustix::fs::{FileType, Mode, OFlags};
+
+    let from = src.join(rel);
+    let mut count = 0;
+    let entries = std::fs::read_dir(&from)
+        .with_context(|| format!("--rootfs: reading {}", from.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("--rootfs: reading {}", from.display()))?;
+        let rel = rel.join(entry.file_name());
+        let host = src.join(&rel);
+        let meta = std::fs::symlink_metadata(&host)
+            .with_context(|| format!("--rootfs: stat {}", host.display()))?;
+        let mode = Mode::from_raw_mode(meta.mode() & 0o7777);
+        let ft = meta.file_type();
+        let what = |call: &str, e: Errno| {
+            errno_err(
+                &format!("--rootfs: {call}(cfd, {:?}) for {}", rel, host.display()),
+                e,
+            )
+        };
+        if ft.is_dir() {
+            rustix::fs::mkdirat(cfd, &rel, mode).map_err(|e| what("mkdirat", e))?;
+            count += copy_in(cfd, src, &rel)?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&host)
+                .with_context(|| format!("--rootfs: readlink {}", host.display()))?;
+            rustix::fs::symlinkat(&target, cfd, &rel).map_err(|e| what("symlinkat", e))?;
+        } else if ft.is_file() {
+            let out = rustix::fs::openat(
+                cfd,
+                &rel,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                mode,
+            )
+            .map_err(|e| what("openat", e))?;
+            let mut input = std::fs::File::open(&host)
+                .with_context(|| format!("--rootfs: open {}", host.display()))?;
+            std::io::copy(&mut input, &mut std::fs::File::from(out))
+                .with_context(|| format!("--rootfs: copying {} in", host.display()))?;
+        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            let kind = if ft.is_char_device() {
+                FileType::CharacterDevice
+            } else if ft.is_block_device() {
+                FileType::BlockDevice
+            } else {
+                FileType::Fifo
+            };
+            rustix::fs::mknodat(cfd, &rel, kind, mode, meta.rdev())
+                .map_err(|e| what("mknodat", e))?;
+        } else {
+            eprintln!("kc: --rootfs: skipping the socket {}", host.display());
+            continue;
+        }
+        count += 1;
+    }
+    Ok(count)
 }
