@@ -2,8 +2,9 @@
 //! outside"): an empty mount namespace, superblocks made in the container's namespaces
 //! (`FSCONFIG_SET_CONTAINER`), mounts into it from outside (`move_mount()` to a cfd,
 //! `MOVE_MOUNT_T_CONTAINER_ROOT`), lookups through the cfd scoped to its root, and an
-//! idmapped host directory with the container's user namespace (Biederman's "alien
-//! metadata"). SKIPs on a kernel whose headers lack `FSCONFIG_SET_CONTAINER` and
+//! idmapped host directory with the container's user namespace (seed 002: hpa's "alien
+//! metadata problem", Biederman's "Mapping the metadata on the file into different
+//! contexts"). SKIPs on a kernel whose headers lack `FSCONFIG_SET_CONTAINER` and
 //! `MOVE_MOUNT_T_CONTAINER_ROOT` (a commit of the series before part 2).
 
 use std::ffi::CStr;
@@ -659,7 +660,7 @@ const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
 /// A NEW_USER_NS container assembled by a supervisor running as USER (keeping its
 /// capabilities), so the container's root is USER on the host: the tmpfs root made with
 /// FSCONFIG_SET_CONTAINER and the files created through the cfd belong to the container's
-/// root. Biederman's "alien metadata": a host directory whose files carry the host's ids
+/// root. The "alien metadata problem" (seed 002): a host directory whose files carry the host's ids
 /// (root's here, as an unpacked image's would) shows them as nobody's when bind-mounted
 /// in as it is, and as the container root's when idmapped with the container's user
 /// namespace (named by the cfd: no process needed) and moved in; what the init creates
