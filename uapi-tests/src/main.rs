@@ -274,6 +274,10 @@ static TESTS: &[Test] = &[
         "container_fs_userns_idmapped",
         container::fs::userns_idmapped,
     ),
+    Test::new(
+        "container_fs_rootless_supervisor",
+        container::fs::rootless_supervisor,
+    ),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 

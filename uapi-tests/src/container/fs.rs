@@ -203,7 +203,9 @@ pub fn build_root_from_outside() -> Result<()> {
 }
 
 /// fsconfig(FSCONFIG_SET_CONTAINER): a key or value is EINVAL, a bad fd EBADF, an fd that
-/// is not a cfd EINVAL; after any parameter, twice, or on a context from fspick() EBUSY.
+/// is not a cfd EINVAL; after any parameter, twice, or on a context from fspick() EBUSY;
+/// a file system that cannot follow the container's namespaces (cgroup2 keeps the caller's
+/// cgroup namespace, devpts its mount namespace's instance) EOPNOTSUPP.
 pub fn fsconfig_errors() -> Result<()> {
     require_fs()?;
     let cfd = h::create(&h::unique_name("fscfg"), CONTAINER_NEW_EMPTY_FS_NS)?;
@@ -253,6 +255,21 @@ pub fn fsconfig_errors() -> Result<()> {
         Errno::BUSY,
     )?;
 
+    for fstype in [c"cgroup2", c"devpts"] {
+        let other = ok(
+            &format!("fsopen({})", fstype.to_string_lossy()),
+            fsopen(fstype),
+        )?;
+        expect_errno(
+            &format!(
+                "SET_CONTAINER on {}, which keeps the caller's namespace",
+                fstype.to_string_lossy()
+            ),
+            set_container(&other, c),
+            Errno::NOTSUP,
+        )?;
+    }
+
     let mnt = mount_new(c"tmpfs", None, &[])?;
     let picked = ok(
         "fspick(mfd, \"\", FSPICK_EMPTY_PATH)",
@@ -267,8 +284,9 @@ pub fn fsconfig_errors() -> Result<()> {
 }
 
 /// move_mount() to a cfd: T_CONTAINER_ROOT only for "/" of a container with an empty
-/// mount namespace and a cfd (EINVAL otherwise); an empty or absolute target path with a
-/// cfd is EINVAL; a mount of the caller's own namespace, or one already in the
+/// mount namespace and a cfd (EINVAL otherwise; an empty path ENOENT, NULL EFAULT, as
+/// getname() says); a container without a mount namespace of its own is no target
+/// (EINVAL); an empty or absolute target path with a cfd is EINVAL; a mount of the caller's own namespace, or one already in the
 /// container's, is not moved in (EINVAL); relative targets land inside.
 pub fn move_mount_errors() -> Result<()> {
     require_fs()?;
@@ -280,6 +298,12 @@ pub fn move_mount_errors() -> Result<()> {
         mount_root(&mfd, copy.as_raw_fd()),
         Errno::INVAL,
     )?;
+    let shared = h::create(&h::unique_name("mmshared"), 0)?;
+    expect_errno(
+        "move_mount to a container without a mount namespace of its own",
+        mount_at(&mfd, shared.as_raw_fd(), c"tmp"),
+        Errno::INVAL,
+    )?;
     let cfd = h::create(&h::unique_name("mmempty"), CONTAINER_NEW_EMPTY_FS_NS)?;
     let c = cfd.as_raw_fd();
     let flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_CONTAINER_ROOT;
@@ -288,6 +312,23 @@ pub fn move_mount_errors() -> Result<()> {
         move_mount(mfd.as_raw_fd(), c"", c, c"x", flags),
         Errno::INVAL,
     )?;
+    expect_errno(
+        "T_CONTAINER_ROOT with the path \"\" (no T_EMPTY_PATH)",
+        move_mount(mfd.as_raw_fd(), c"", c, c"", flags),
+        Errno::NOENT,
+    )?;
+    // SAFETY: NULL as the target path, which the kernel must refuse (EFAULT).
+    let null_path = super::calls::check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mfd.as_raw_fd(),
+            c"".as_ptr(),
+            c,
+            std::ptr::null::<libc::c_char>(),
+            flags,
+        )
+    });
+    expect_errno("T_CONTAINER_ROOT with a NULL path", null_path, Errno::FAULT)?;
     expect_errno(
         "T_CONTAINER_ROOT with AT_FDCWD",
         move_mount(mfd.as_raw_fd(), c"", libc::AT_FDCWD, c"/", flags),
@@ -762,4 +803,50 @@ pub fn userns_idmapped() -> Result<()> {
     rustix::mount::unmount(dir.path(), rustix::mount::UnmountFlags::DETACH)
         .context("umount the test's tmpfs")?;
     Ok(())
+}
+
+/// A rootless supervisor: an unprivileged user in user and mount namespaces of its own
+/// builds a container with a new user namespace from outside (tmpfs root and procfs made
+/// in the container's namespaces), and its init sees its own pid 1 and a root owned by
+/// its root. The same user gets EOPNOTSUPP for cgroup2, which v3's draft let it
+/// reconfigure host-wide (its context keeps the caller's cgroup namespace).
+pub fn rootless_supervisor() -> Result<()> {
+    require_fs()?;
+    let mut supervisor = Proc::fork("the rootless supervisor", || {
+        h::become_user(USER)?;
+        unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS, "USER|NS")?;
+        map_root_to(USER, USER)?;
+        let cfd = with_tmpfs_root("rootless", CONTAINER_NEW_USER_NS | CONTAINER_NEW_PID_NS)?;
+        let c = cfd.as_raw_fd();
+        let cgroup = ok("fsopen(cgroup2)", fsopen(c"cgroup2"))?;
+        expect_errno(
+            "SET_CONTAINER on cgroup2",
+            set_container(&cgroup, c),
+            Errno::NOTSUP,
+        )?;
+        ok(
+            "mkdirat(cfd, \"proc\")",
+            rustix::fs::mkdirat(&cfd, "proc", Mode::from_raw_mode(0o555)),
+        )?;
+        let proc = mount_new(c"proc", Some(c), &[])?;
+        ok(
+            "move_mount(proc, cfd, \"proc\")",
+            mount_at(&proc, c, c"proc"),
+        )?;
+        let mut init = Proc::init(&cfd, || {
+            let me = std::fs::read_link("/proc/self").context("readlink /proc/self")?;
+            ensure!(me.as_os_str() == "1", "/proc/self is {me:?}, not 1");
+            let m = std::fs::metadata("/").context("stat /")?;
+            ensure!(
+                (m.uid(), m.gid()) == (0, 0),
+                "the root is owned by {}:{}, not the container's root",
+                m.uid(),
+                m.gid()
+            );
+            Ok(0)
+        })?;
+        init.wait_exit(0)?;
+        Ok(0)
+    })?;
+    supervisor.wait_exit(0)
 }
