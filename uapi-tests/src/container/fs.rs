@@ -20,7 +20,7 @@ use super::mount_calls::{
     set_container, FSPICK_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH,
     OPEN_TREE_CLONE,
 };
-use super::security::{map_root_to, unshare};
+use super::security::{capset, map_root_to, unshare};
 use crate::sys::{self, errno_name, expect_errno, ok, skip, Errno, TempDir};
 use crate::uapi::*;
 
@@ -365,6 +365,13 @@ pub fn move_mount_errors() -> Result<()> {
         mount_at(&mfd, c, c"/a"),
         Errno::INVAL,
     )?;
+    for root in [".", "a/..", "../.."] {
+        expect_errno(
+            &format!("move_mount over the container's root ({root:?})"),
+            mount_at(&mfd, c, &std::ffi::CString::new(root)?),
+            Errno::BUSY,
+        )?;
+    }
 
     // A mount in the caller's own namespace stays there.
     let dir = TempDir::new("mmown")?;
@@ -808,7 +815,8 @@ pub fn userns_idmapped() -> Result<()> {
 /// A rootless supervisor: an unprivileged user in user and mount namespaces of its own
 /// builds a container with a new user namespace from outside (tmpfs root and procfs made
 /// in the container's namespaces), and its init sees its own pid 1 and a root owned by
-/// its root. The same user gets EOPNOTSUPP for cgroup2, which v3's draft let it
+/// its root. Once init runs, the supervisor still looks through the cfd; a helper with
+/// its uid but no capabilities does not (setns()'s rule, EPERM). The same user gets EOPNOTSUPP for cgroup2, which v3's draft let it
 /// reconfigure host-wide (its context keeps the caller's cgroup namespace).
 pub fn rootless_supervisor() -> Result<()> {
     require_fs()?;
@@ -833,7 +841,9 @@ pub fn rootless_supervisor() -> Result<()> {
             "move_mount(proc, cfd, \"proc\")",
             mount_at(&proc, c, c"proc"),
         )?;
+        let go = Pipe::new()?;
         let mut init = Proc::init(&cfd, || {
+            go.wait();
             let me = std::fs::read_link("/proc/self").context("readlink /proc/self")?;
             ensure!(me.as_os_str() == "1", "/proc/self is {me:?}, not 1");
             let m = std::fs::metadata("/").context("stat /")?;
@@ -845,6 +855,20 @@ pub fn rootless_supervisor() -> Result<()> {
             );
             Ok(0)
         })?;
+        // Once init runs: the supervisor (capable in its user namespace) still
+        // looks through the cfd, a helper with its uid and no capabilities does not.
+        ok("stat(cfd, \"proc\") by the supervisor", id_at(&cfd, "proc"))?;
+        let mut helper = Proc::fork("the capability-less helper", || {
+            capset(0, 0, 0)?;
+            expect_errno(
+                "stat(cfd, \"proc\") without capabilities once init started",
+                id_at(&cfd, "proc"),
+                Errno::PERM,
+            )?;
+            Ok(0)
+        })?;
+        helper.wait_exit(0)?;
+        go.open(1)?;
         init.wait_exit(0)?;
         Ok(0)
     })?;

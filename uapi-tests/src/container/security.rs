@@ -42,7 +42,7 @@ pub fn unshare(flags: c_int, what: &str) -> Result<()> {
 }
 
 /// capset(2) with the three sets given as 64-bit masks.
-fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
