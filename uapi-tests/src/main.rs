@@ -278,6 +278,14 @@ static TESTS: &[Test] = &[
         "container_fs_rootless_supervisor",
         container::fs::rootless_supervisor,
     ),
+    Test::new(
+        "container_keys_keyring_errors",
+        container::keys::keyring_errors,
+    ),
+    Test::new(
+        "container_keys_keyring_members",
+        container::keys::keyring_members,
+    ),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 

@@ -705,11 +705,11 @@ pub fn fsconfig_errors() -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Keys
 
-const KEY_SPEC_SESSION_KEYRING: i32 = -3;
+pub const KEY_SPEC_SESSION_KEYRING: i32 = -3;
 const KEYCTL_JOIN_SESSION_KEYRING: i32 = 1;
-const KEYCTL_READ: i32 = 11;
+pub const KEYCTL_READ: i32 = 11;
 
-fn add_key(ty: &CStr, desc: &CStr, payload: &[u8], keyring: i32) -> Result<i32, Errno> {
+pub fn add_key(ty: &CStr, desc: &CStr, payload: &[u8], keyring: i32) -> Result<i32, Errno> {
     // SAFETY: C strings and a payload buffer of the length passed.
     check(unsafe {
         libc::syscall(
@@ -724,7 +724,7 @@ fn add_key(ty: &CStr, desc: &CStr, payload: &[u8], keyring: i32) -> Result<i32, 
     .map(|s| s as i32)
 }
 
-fn request_key(ty: &CStr, desc: &CStr) -> Result<i32, Errno> {
+pub fn request_key(ty: &CStr, desc: &CStr) -> Result<i32, Errno> {
     // SAFETY: C strings; NULL callout; no destination keyring.
     check(unsafe {
         libc::syscall(
@@ -739,7 +739,7 @@ fn request_key(ty: &CStr, desc: &CStr) -> Result<i32, Errno> {
 }
 
 /// A fresh anonymous session keyring, so tests never see each other's keys.
-fn join_new_session_keyring() -> Result<i32> {
+pub fn join_new_session_keyring() -> Result<i32> {
     // SAFETY: NULL name asks for an anonymous keyring.
     let r = check(unsafe {
         libc::syscall(

@@ -10,6 +10,7 @@ pub mod create;
 pub mod fork;
 pub mod fs;
 pub mod helpers;
+pub mod keys;
 pub mod kill;
 pub mod mount_calls;
 pub mod net;

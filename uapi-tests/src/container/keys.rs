@@ -1,0 +1,185 @@
+//! The container keyring (uapi.md §3 "Keys", part 3 of the series):
+//! `keyctl(KEYCTL_SET_CONTAINER_KEYRING, cfd, keyring)` attaches a keyring that
+//! request_key() of the members searches after their own, with what is found there
+//! possessed; once per container, by whoever may start its init. SKIPs on a kernel whose
+//! headers lack KEYCTL_SET_CONTAINER_KEYRING (a commit before part 3).
+
+use std::os::fd::AsRawFd;
+
+use anyhow::{ensure, Result};
+use libc::c_long;
+
+use super::helpers::{self as h, Call, Pipe, Proc};
+use crate::mainline::{add_key, join_new_session_keyring, request_key, KEYCTL_READ};
+use crate::sys::{check, expect_errno, ok, skip, Errno};
+use crate::uapi::*;
+
+/// An unprivileged uid (not the overflow id 65534).
+const USER: u32 = 1000;
+
+const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
+const KEYCTL_SETPERM: i32 = 5;
+/// Every permission, for the possessor only.
+const KEY_POS_ALL: u32 = 0x3f00_0000;
+
+fn require_keys() -> Result<()> {
+    h::require(&[Call::Create, Call::Fork])?;
+    if !from_headers("KEYCTL_SET_CONTAINER_KEYRING") {
+        return Err(skip(
+            "KEYCTL_SET_CONTAINER_KEYRING: not in this kernel's headers (a commit before the series' part 3)",
+        ));
+    }
+    Ok(())
+}
+
+/// `keyctl(KEYCTL_SET_CONTAINER_KEYRING, cfd, keyring)`.
+fn set_keyring(cfd: i32, keyring: i32) -> Result<c_long, Errno> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SET_CONTAINER_KEYRING, cfd, keyring) })
+}
+
+fn setperm(key: i32, perm: u32) -> Result<c_long, Errno> {
+    // SAFETY: integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, key, perm) })
+}
+
+/// KEYCTL_READ of a key's payload.
+fn read_key(key: i32) -> Result<Vec<u8>, Errno> {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length.
+    let n = check(unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_READ,
+            key,
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    })?;
+    Ok(buf[..(n as usize).min(buf.len())].to_vec())
+}
+
+fn new_keyring(desc: &std::ffi::CStr, dest: i32) -> Result<i32> {
+    ok("add_key(keyring)", add_key(c"keyring", desc, &[], dest))
+}
+
+/// KEYCTL_SET_CONTAINER_KEYRING: EBADF, EINVAL (not a cfd), ENOTDIR (not a keyring),
+/// ENOKEY (no such key), EBUSY (the second time), EPERM (a user who may not start the
+/// container's init).
+pub fn keyring_errors() -> Result<()> {
+    require_keys()?;
+    join_new_session_keyring()?;
+    let ring = new_keyring(c"kc-errors", crate::mainline::KEY_SPEC_SESSION_KEYRING)?;
+    let user_key = ok("add_key(user)", add_key(c"user", c"kc:k", b"v", ring))?;
+    let cfd = h::create(&h::unique_name("keyerr"), 0)?;
+    let c = cfd.as_raw_fd();
+    // Last, so that the closed number stays closed while it is used.
+    let bad = h::bad_fds()?;
+    for &(what, fd, errno) in &bad.cases {
+        expect_errno(
+            &format!("KEYCTL_SET_CONTAINER_KEYRING on {what}"),
+            set_keyring(fd, ring),
+            errno,
+        )?;
+    }
+    drop(bad);
+    expect_errno(
+        "KEYCTL_SET_CONTAINER_KEYRING with a user key",
+        set_keyring(c, user_key),
+        Errno::NOTDIR,
+    )?;
+    expect_errno(
+        "KEYCTL_SET_CONTAINER_KEYRING with no such key",
+        set_keyring(c, 0x7fff_fff0),
+        Errno::NOKEY,
+    )?;
+    ok("KEYCTL_SET_CONTAINER_KEYRING", set_keyring(c, ring))?;
+    let other = new_keyring(c"kc-other", crate::mainline::KEY_SPEC_SESSION_KEYRING)?;
+    expect_errno(
+        "KEYCTL_SET_CONTAINER_KEYRING a second time",
+        set_keyring(c, other),
+        Errno::BUSY,
+    )?;
+
+    let root_cfd = h::create(&h::unique_name("keyperm"), 0)?;
+    let mut user = Proc::fork("the unprivileged user", || {
+        h::become_user(USER)?;
+        join_new_session_keyring()?;
+        let mine = new_keyring(c"kc-user", crate::mainline::KEY_SPEC_SESSION_KEYRING)?;
+        expect_errno(
+            "KEYCTL_SET_CONTAINER_KEYRING on root's container",
+            set_keyring(root_cfd.as_raw_fd(), mine),
+            Errno::PERM,
+        )?;
+        Ok(0)
+    })?;
+    user.wait_exit(0)
+}
+
+/// A member's request_key() finds a key in the container keyring (added before and
+/// after init started) and may read it (possessed), but may not read the keyring itself
+/// (possessor-only, and the members do not possess it); a process outside the container
+/// does not search it.
+pub fn keyring_members() -> Result<()> {
+    require_keys()?;
+    join_new_session_keyring()?;
+    // In this process's own process keyring: forked children do not inherit it.
+    let ring = new_keyring(c"kc-members", KEY_SPEC_PROCESS_KEYRING)?;
+    let before = ok(
+        "add_key(user, kc:before)",
+        add_key(c"user", c"kc:before", b"before", ring),
+    )?;
+    ok(
+        "KEYCTL_SETPERM(ring, possessor only)",
+        setperm(ring, KEY_POS_ALL),
+    )?;
+    let cfd = h::create(&h::unique_name("keymem"), 0)?;
+    ok(
+        "KEYCTL_SET_CONTAINER_KEYRING",
+        set_keyring(cfd.as_raw_fd(), ring),
+    )?;
+
+    let (go, got) = (Pipe::new()?, Pipe::new()?);
+    let mut init = Proc::init(&cfd, || {
+        join_new_session_keyring()?;
+        let found = ok(
+            "request_key(user, kc:before) in the container",
+            request_key(c"user", c"kc:before"),
+        )?;
+        ensure!(found == before, "request_key found {found}, not {before}");
+        let payload = ok("KEYCTL_READ(kc:before)", read_key(found))?;
+        ensure!(payload == b"before", "kc:before reads {payload:?}");
+        expect_errno(
+            "KEYCTL_READ of the container keyring itself",
+            read_key(ring),
+            Errno::ACCESS,
+        )?;
+        got.send(b"1")?;
+        go.wait();
+        let after = ok(
+            "request_key(user, kc:after) in the container",
+            request_key(c"user", c"kc:after"),
+        )?;
+        let payload = ok("KEYCTL_READ(kc:after)", read_key(after))?;
+        ensure!(payload == b"after", "kc:after reads {payload:?}");
+        Ok(0)
+    })?;
+    got.recv(1, Some(&init))?;
+    ok(
+        "add_key(user, kc:after) while the container runs",
+        add_key(c"user", c"kc:after", b"after", ring),
+    )?;
+    go.open(1)?;
+    init.wait_exit(0)?;
+
+    let mut outsider = Proc::fork("a process outside the container", || {
+        join_new_session_keyring()?;
+        expect_errno(
+            "request_key(user, kc:before) outside the container",
+            request_key(c"user", c"kc:before"),
+            Errno::NOKEY,
+        )?;
+        Ok(0)
+    })?;
+    outsider.wait_exit(0)
+}
