@@ -21,6 +21,8 @@ const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
 const KEYCTL_SETPERM: i32 = 5;
 /// Every permission, for the possessor only.
 const KEY_POS_ALL: u32 = 0x3f00_0000;
+const KEY_OTH_VIEW: u32 = 0x01;
+const KEY_OTH_SEARCH: u32 = 0x08;
 
 fn require_keys() -> Result<()> {
     h::require(&[Call::Create, Call::Fork])?;
@@ -65,7 +67,8 @@ fn new_keyring(desc: &std::ffi::CStr, dest: i32) -> Result<i32> {
 
 /// KEYCTL_SET_CONTAINER_KEYRING: EBADF, EINVAL (not a cfd), ENOTDIR (not a keyring),
 /// ENOKEY (no such key), EBUSY (the second time), EPERM (a user who may not start the
-/// container's init).
+/// container's init), EACCES (a user who may search a keyring but not link it, and so
+/// must not hand its container the keys in it).
 pub fn keyring_errors() -> Result<()> {
     require_keys()?;
     join_new_session_keyring()?;
@@ -101,10 +104,26 @@ pub fn keyring_errors() -> Result<()> {
         Errno::BUSY,
     )?;
 
+    // Others may view and search it (a shared keyring), not link it.
+    let shared = new_keyring(c"kc-shared", crate::mainline::KEY_SPEC_SESSION_KEYRING)?;
+    ok(
+        "add_key(user, kc:secret)",
+        add_key(c"user", c"kc:secret", b"secret", shared),
+    )?;
+    ok(
+        "KEYCTL_SETPERM(shared, possessor all, others view and search)",
+        setperm(shared, KEY_POS_ALL | KEY_OTH_VIEW | KEY_OTH_SEARCH),
+    )?;
     let root_cfd = h::create(&h::unique_name("keyperm"), 0)?;
     let mut user = Proc::fork("the unprivileged user", || {
         h::become_user(USER)?;
         join_new_session_keyring()?;
+        let own = h::create(&h::unique_name("keyown"), CONTAINER_NEW_USER_NS)?;
+        expect_errno(
+            "KEYCTL_SET_CONTAINER_KEYRING with a keyring it may search but not link",
+            set_keyring(own.as_raw_fd(), shared),
+            Errno::ACCESS,
+        )?;
         let mine = new_keyring(c"kc-user", crate::mainline::KEY_SPEC_SESSION_KEYRING)?;
         expect_errno(
             "KEYCTL_SET_CONTAINER_KEYRING on root's container",
