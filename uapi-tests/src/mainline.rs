@@ -11,6 +11,7 @@ use rustix::mount::{
     FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags,
 };
 
+use crate::container::mount_calls::{fsconfig, FSCONFIG_CMD_CREATE, FSCONFIG_SET_STRING};
 use crate::sys::{
     self, check, expect_errno, ok, owned_fd, pipe, raw_wait_byte, raw_write, read_text,
     read_to_end, Errno, TempDir, Waited,
@@ -620,31 +621,6 @@ pub fn fsmount_tmpfs() -> Result<()> {
     result
 }
 
-fn fsconfig_raw(
-    fs: &OwnedFd,
-    cmd: u32,
-    key: Option<&CStr>,
-    value: Option<&CStr>,
-    aux: i32,
-) -> Result<(), Errno> {
-    let ptr = |s: Option<&CStr>| s.map_or(std::ptr::null(), CStr::as_ptr);
-    // SAFETY: key/value are NULL or C strings.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            cmd,
-            ptr(key),
-            ptr(value),
-            aux,
-        )
-    })
-    .map(drop)
-}
-
-const FSCONFIG_SET_STRING: u32 = 1;
-const FSCONFIG_CMD_CREATE: u32 = 6;
-
 /// fsopen/fsconfig errors: unknown fs type ENODEV, bad flags EINVAL, unknown key EINVAL
 /// with the reason in the fs context log, parameters after CMD_CREATE EBUSY.
 pub fn fsconfig_errors() -> Result<()> {
@@ -660,8 +636,8 @@ pub fn fsconfig_errors() -> Result<()> {
     )?;
 
     let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).context("fsopen(tmpfs)")?;
-    let unknown = fsconfig_raw(
-        &fs,
+    let unknown = fsconfig(
+        fs.as_raw_fd(),
         FSCONFIG_SET_STRING,
         Some(c"kc_no_such_key"),
         Some(c"1"),
@@ -677,27 +653,33 @@ pub fn fsconfig_errors() -> Result<()> {
     );
     expect_errno(
         "fsconfig(cmd=100)",
-        fsconfig_raw(&fs, 100, None, None, 0),
+        fsconfig(fs.as_raw_fd(), 100, None, None, 0),
         Errno::OPNOTSUPP,
     )?;
     expect_errno(
         "fsconfig(FSCONFIG_SET_STRING, NULL key)",
-        fsconfig_raw(&fs, FSCONFIG_SET_STRING, None, Some(c"1"), 0),
+        fsconfig(fs.as_raw_fd(), FSCONFIG_SET_STRING, None, Some(c"1"), 0),
         Errno::INVAL,
     )?;
 
     ok(
         "fsconfig(FSCONFIG_CMD_CREATE)",
-        fsconfig_raw(&fs, FSCONFIG_CMD_CREATE, None, None, 0),
+        fsconfig(fs.as_raw_fd(), FSCONFIG_CMD_CREATE, None, None, 0),
     )?;
     expect_errno(
         "fsconfig(size=1m) after create",
-        fsconfig_raw(&fs, FSCONFIG_SET_STRING, Some(c"size"), Some(c"1m"), 0),
+        fsconfig(
+            fs.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            Some(c"size"),
+            Some(c"1m"),
+            0,
+        ),
         Errno::BUSY,
     )?;
     expect_errno(
         "second FSCONFIG_CMD_CREATE",
-        fsconfig_raw(&fs, FSCONFIG_CMD_CREATE, None, None, 0),
+        fsconfig(fs.as_raw_fd(), FSCONFIG_CMD_CREATE, None, None, 0),
         Errno::BUSY,
     )
 }
@@ -707,7 +689,7 @@ pub fn fsconfig_errors() -> Result<()> {
 
 pub const KEY_SPEC_SESSION_KEYRING: i32 = -3;
 const KEYCTL_JOIN_SESSION_KEYRING: i32 = 1;
-pub const KEYCTL_READ: i32 = 11;
+const KEYCTL_READ: i32 = 11;
 
 pub fn add_key(ty: &CStr, desc: &CStr, payload: &[u8], keyring: i32) -> Result<i32, Errno> {
     // SAFETY: C strings and a payload buffer of the length passed.
@@ -736,6 +718,22 @@ pub fn request_key(ty: &CStr, desc: &CStr) -> Result<i32, Errno> {
         )
     })
     .map(|s| s as i32)
+}
+
+/// `keyctl(KEYCTL_READ, key)`: the payload (at most 256 bytes).
+pub fn read_key(key: i32) -> Result<Vec<u8>, Errno> {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length.
+    let n = check(unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_READ,
+            key,
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    })?;
+    Ok(buf[..(n as usize).min(buf.len())].to_vec())
 }
 
 /// A fresh anonymous session keyring, so tests never see each other's keys.
@@ -775,27 +773,17 @@ pub fn keys_request_key() -> Result<()> {
         "request_key found serial {found}, add_key made {serial}"
     );
 
-    let mut buf = [0u8; 64];
-    // SAFETY: buf is valid for its length.
-    let n = check(unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            KEYCTL_READ,
-            serial,
-            buf.as_mut_ptr(),
-            buf.len(),
-        )
-    });
-    let n = ok("keyctl(KEYCTL_READ)", n)? as usize;
+    let got = ok("keyctl(KEYCTL_READ)", read_key(serial))?;
+    let n = got.len();
     ensure!(
         n == payload.len(),
         "KEYCTL_READ returned length {n}, expected {}",
         payload.len()
     );
     ensure!(
-        &buf[..n] == payload,
+        got == payload,
         "KEYCTL_READ returned {:?}",
-        String::from_utf8_lossy(&buf[..n])
+        String::from_utf8_lossy(&got)
     );
 
     // Updating through add_key keeps the serial and replaces the payload.

@@ -59,6 +59,14 @@ fn with_tmpfs_root(tag: &str, extra: u32) -> Result<OwnedFd> {
     Ok(cfd)
 }
 
+/// `mkdirat(cfd, path, mode)`, which must succeed.
+fn mkdir_at(cfd: &OwnedFd, path: &str, mode: u32) -> Result<()> {
+    ok(
+        &format!("mkdirat(cfd, {path:?})"),
+        rustix::fs::mkdirat(cfd, path, Mode::from_raw_mode(mode)),
+    )
+}
+
 /// (st_dev, st_ino) of what `path` names relative to `dirfd`.
 fn id_at(dirfd: impl AsFd, path: &str) -> Result<(u64, u64), Errno> {
     let st = rustix::fs::statat(dirfd, path, AtFlags::empty())?;
@@ -131,10 +139,7 @@ pub fn build_root_from_outside() -> Result<()> {
     )?;
 
     for (dir, mode) in [("bin", 0o755), ("dev", 0o755), ("proc", 0o555)] {
-        ok(
-            &format!("mkdirat(cfd, {dir:?})"),
-            rustix::fs::mkdirat(&cfd, dir, Mode::from_raw_mode(mode)),
-        )?;
+        mkdir_at(&cfd, dir, mode)?;
     }
     ok(
         "mknodat(cfd, \"dev/null\", S_IFCHR, 1:3)",
@@ -341,14 +346,8 @@ pub fn move_mount_errors() -> Result<()> {
     )?;
     let root = mount_new(c"tmpfs", Some(c), &[])?;
     ok("T_CONTAINER_ROOT", mount_root(&root, c))?;
-    ok(
-        "mkdirat(cfd, \"a\")",
-        rustix::fs::mkdirat(&cfd, "a", Mode::from_raw_mode(0o755)),
-    )?;
-    ok(
-        "mkdirat(cfd, \"b\")",
-        rustix::fs::mkdirat(&cfd, "b", Mode::from_raw_mode(0o755)),
-    )?;
+    mkdir_at(&cfd, "a", 0o755)?;
+    mkdir_at(&cfd, "b", 0o755)?;
     expect_errno(
         "move_mount to a cfd with an empty path",
         move_mount(
@@ -444,10 +443,7 @@ pub fn dirfd_calls() -> Result<()> {
         Errno::INVAL,
     )?;
 
-    ok(
-        "mkdirat(cfd, \"d\")",
-        rustix::fs::mkdirat(&cfd, "d", Mode::from_raw_mode(0o755)),
-    )?;
+    mkdir_at(&cfd, "d", 0o755)?;
     write_at(&cfd, "d/f", 0o600, b"hello\n")?;
     ok(
         "symlinkat(\"d/f\", cfd, \"s\")",
@@ -504,14 +500,8 @@ pub fn dirfd_scoped() -> Result<()> {
     require_fs()?;
     let cfd = with_tmpfs_root("scoped", 0)?;
     let root = ok("stat(cfd \".\")", id_at(&cfd, "."))?;
-    ok(
-        "mkdirat(cfd, \"a\")",
-        rustix::fs::mkdirat(&cfd, "a", Mode::from_raw_mode(0o755)),
-    )?;
-    ok(
-        "mkdirat(cfd, \"a/b\")",
-        rustix::fs::mkdirat(&cfd, "a/b", Mode::from_raw_mode(0o755)),
-    )?;
+    mkdir_at(&cfd, "a", 0o755)?;
+    mkdir_at(&cfd, "a/b", 0o755)?;
     write_at(&cfd, "marker", 0o644, b"inside\n")?;
     let host_only = format!("uapi-tests-host-only-{}", std::process::id());
     std::fs::write(format!("/{host_only}"), "host\n").context("write the host-only file")?;
@@ -628,10 +618,7 @@ pub fn rename_race() -> Result<()> {
 pub fn sandbox_eperm() -> Result<()> {
     require_fs()?;
     let cfd = with_tmpfs_root("sandbox", 0)?;
-    ok(
-        "mkdirat(cfd, \"pub\")",
-        rustix::fs::mkdirat(&cfd, "pub", Mode::from_raw_mode(0o755)),
-    )?;
+    mkdir_at(&cfd, "pub", 0o755)?;
     let empty = h::create(&h::unique_name("sbempty"), CONTAINER_NEW_EMPTY_FS_NS)?;
 
     let user = Proc::fork("the unprivileged user", || {
@@ -748,10 +735,7 @@ pub fn userns_idmapped() -> Result<()> {
         let cfd = with_tmpfs_root("idmap", CONTAINER_NEW_USER_NS | CONTAINER_NEW_PID_NS)?;
         let c = cfd.as_raw_fd();
         for d in ["data", "plain"] {
-            ok(
-                &format!("mkdirat(cfd, {d:?})"),
-                rustix::fs::mkdirat(&cfd, d, Mode::from_raw_mode(0o755)),
-            )?;
+            mkdir_at(&cfd, d, 0o755)?;
         }
         write_at(&cfd, "made-outside", 0o644, b"outside\n")?;
         let plain = ok(
@@ -832,10 +816,7 @@ pub fn rootless_supervisor() -> Result<()> {
             set_container(&cgroup, c),
             Errno::NOTSUP,
         )?;
-        ok(
-            "mkdirat(cfd, \"proc\")",
-            rustix::fs::mkdirat(&cfd, "proc", Mode::from_raw_mode(0o555)),
-        )?;
+        mkdir_at(&cfd, "proc", 0o555)?;
         let proc = mount_new(c"proc", Some(c), &[])?;
         ok(
             "move_mount(proc, cfd, \"proc\")",

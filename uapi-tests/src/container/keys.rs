@@ -10,7 +10,7 @@ use anyhow::{ensure, Result};
 use libc::c_long;
 
 use super::helpers::{self as h, Call, Pipe, Proc};
-use crate::mainline::{add_key, join_new_session_keyring, request_key, KEYCTL_READ};
+use crate::mainline::{add_key, join_new_session_keyring, read_key, request_key};
 use crate::sys::{check, expect_errno, ok, skip, Errno};
 use crate::uapi::*;
 
@@ -43,22 +43,6 @@ fn set_keyring(cfd: i32, keyring: i32) -> Result<c_long, Errno> {
 fn setperm(key: i32, perm: u32) -> Result<c_long, Errno> {
     // SAFETY: integer arguments.
     check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, key, perm) })
-}
-
-/// KEYCTL_READ of a key's payload.
-fn read_key(key: i32) -> Result<Vec<u8>, Errno> {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length.
-    let n = check(unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            KEYCTL_READ,
-            key,
-            buf.as_mut_ptr(),
-            buf.len(),
-        )
-    })?;
-    Ok(buf[..(n as usize).min(buf.len())].to_vec())
 }
 
 fn new_keyring(desc: &std::ffi::CStr, dest: i32) -> Result<i32> {
