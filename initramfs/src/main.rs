@@ -34,6 +34,7 @@ fn run() -> Result<i32> {
     mount_pseudo_filesystems()?;
     install_busybox()?;
     make_bin_minimal()?;
+    install_request_key()?;
     let job: Job =
         serde_json::from_slice(&fs::read(JOB_PATH).with_context(|| format!("reading {JOB_PATH}"))?)
             .with_context(|| format!("parsing {JOB_PATH}"))?;
@@ -167,6 +168,22 @@ fn make_bin_minimal() -> Result<()> {
     for applet in ["sh", "ls", "cat", "head", "ps", "mount", "id", "echo"] {
         std::os::unix::fs::symlink("busybox", format!("{bin}/{applet}"))
             .with_context(|| format!("creating {bin}/{applet}"))?;
+    }
+    Ok(())
+}
+
+/// The host's key upcall (`kc request-key`, run by the kernel as /sbin/request-key)
+/// and the host's answer to the name `kc demo-keys` and the keys tests resolve.
+fn install_request_key() -> Result<()> {
+    const REQUEST_KEY: &str = "/sbin/request-key";
+    const HOSTS: &str = "/etc/hosts";
+    if fs::metadata("/bin/kc").is_ok() && fs::symlink_metadata(REQUEST_KEY).is_err() {
+        std::os::unix::fs::symlink("/bin/kc", REQUEST_KEY)
+            .with_context(|| format!("linking {REQUEST_KEY} to /bin/kc"))?;
+    }
+    if fs::metadata(HOSTS).is_err() {
+        fs::write(HOSTS, "127.0.0.1 localhost\n192.0.2.1 kc-demo.example\n")
+            .with_context(|| format!("writing {HOSTS}"))?;
     }
     Ok(())
 }

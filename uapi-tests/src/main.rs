@@ -286,6 +286,27 @@ static TESTS: &[Test] = &[
         "container_keys_keyring_members",
         container::keys::keyring_members,
     ),
+    Test::new(
+        "container_upcall_intercept_errors",
+        container::upcall::intercept_errors,
+    ),
+    Test::new(
+        "container_upcall_intercept_answer",
+        container::upcall::intercept_answer,
+    )
+    .timeout(30),
+    Test::new(
+        "container_upcall_intercept_unanswered",
+        container::upcall::intercept_unanswered,
+    )
+    .timeout(60),
+    Test::new(
+        "container_upcall_intercept_nested",
+        container::upcall::intercept_nested,
+    )
+    .timeout(30),
+    Test::new("container_upcall_keyd_demo", container::upcall::keyd_demo).timeout(60),
+    Test::new("container_stress_keyd_flood", container::stress::keyd_flood).timeout(180),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 

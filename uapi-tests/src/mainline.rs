@@ -687,66 +687,19 @@ pub fn fsconfig_errors() -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // Keys
 
-pub const KEY_SPEC_SESSION_KEYRING: i32 = -3;
-const KEYCTL_JOIN_SESSION_KEYRING: i32 = 1;
-const KEYCTL_READ: i32 = 11;
+pub use crate::container::keyctl::{add_key, read as read_key, KEY_SPEC_SESSION_KEYRING};
 
-pub fn add_key(ty: &CStr, desc: &CStr, payload: &[u8], keyring: i32) -> Result<i32, Errno> {
-    // SAFETY: C strings and a payload buffer of the length passed.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_add_key,
-            ty.as_ptr(),
-            desc.as_ptr(),
-            payload.as_ptr(),
-            payload.len(),
-            keyring,
-        )
-    })
-    .map(|s| s as i32)
-}
-
+/// `request_key(type, desc, NULL, 0)`: a search, no upcall.
 pub fn request_key(ty: &CStr, desc: &CStr) -> Result<i32, Errno> {
-    // SAFETY: C strings; NULL callout; no destination keyring.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_request_key,
-            ty.as_ptr(),
-            desc.as_ptr(),
-            std::ptr::null::<u8>(),
-            0,
-        )
-    })
-    .map(|s| s as i32)
-}
-
-/// `keyctl(KEYCTL_READ, key)`: the payload (at most 256 bytes).
-pub fn read_key(key: i32) -> Result<Vec<u8>, Errno> {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is valid for its length.
-    let n = check(unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            KEYCTL_READ,
-            key,
-            buf.as_mut_ptr(),
-            buf.len(),
-        )
-    })?;
-    Ok(buf[..(n as usize).min(buf.len())].to_vec())
+    crate::container::keyctl::request_key(ty, desc, None, 0)
 }
 
 /// A fresh anonymous session keyring, so tests never see each other's keys.
 pub fn join_new_session_keyring() -> Result<i32> {
-    // SAFETY: NULL name asks for an anonymous keyring.
-    let r = check(unsafe {
-        libc::syscall(
-            libc::SYS_keyctl,
-            KEYCTL_JOIN_SESSION_KEYRING,
-            std::ptr::null::<u8>(),
-        )
-    });
-    ok("keyctl(KEYCTL_JOIN_SESSION_KEYRING)", r).map(|s| s as i32)
+    ok(
+        "keyctl(KEYCTL_JOIN_SESSION_KEYRING)",
+        crate::container::keyctl::join_new_session_keyring(),
+    )
 }
 
 /// add_key("user") to the session keyring; request_key finds the same serial by

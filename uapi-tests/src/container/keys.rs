@@ -7,18 +7,16 @@
 use std::os::fd::AsRawFd;
 
 use anyhow::{ensure, Result};
-use libc::c_long;
 
 use super::helpers::{self as h, Call, Pipe, Proc};
+use super::keyctl::{set_container_keyring as set_keyring, setperm, KEY_SPEC_PROCESS_KEYRING};
 use crate::mainline::{add_key, join_new_session_keyring, read_key, request_key};
-use crate::sys::{check, expect_errno, ok, skip, Errno};
+use crate::sys::{expect_errno, ok, skip, Errno};
 use crate::uapi::*;
 
 /// An unprivileged uid (not the overflow id 65534).
 const USER: u32 = 1000;
 
-const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
-const KEYCTL_SETPERM: i32 = 5;
 /// Every permission, for the possessor only.
 const KEY_POS_ALL: u32 = 0x3f00_0000;
 const KEY_OTH_VIEW: u32 = 0x01;
@@ -32,17 +30,6 @@ fn require_keys() -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// `keyctl(KEYCTL_SET_CONTAINER_KEYRING, cfd, keyring)`.
-fn set_keyring(cfd: i32, keyring: i32) -> Result<c_long, Errno> {
-    // SAFETY: integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SET_CONTAINER_KEYRING, cfd, keyring) })
-}
-
-fn setperm(key: i32, perm: u32) -> Result<c_long, Errno> {
-    // SAFETY: integer arguments.
-    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, key, perm) })
 }
 
 fn new_keyring(desc: &std::ffi::CStr, dest: i32) -> Result<i32> {

@@ -730,3 +730,96 @@ pub fn nested_teardown_from_top() -> Result<()> {
 //         container::stress::nested_teardown_from_top,
 //     )
 //     .timeout(60),
+
+/// `kc keyd` under a flood: a container's 40 members each ask for a dns_resolver key
+/// nobody has, through a keyd allowed one helper and a backlog of two; every request
+/// ends (ENOKEY from the helper, or EAGAIN for want of room), none hangs, and the same
+/// keyd still answers the container's next request right. Meanwhile another
+/// container's request, through its own keyd, is answered within 5 s with its own data.
+pub fn keyd_flood() -> Result<()> {
+    use super::upcall::{self, Keyd, NAME};
+    upcall::require_intercept()?;
+    const FLOODERS: usize = 40;
+    /// A flooding member's exit status when keyd had no room for its request.
+    const REJECTED: i32 = 3;
+    let flood = upcall::resolver_container("flood", "198.51.100.10")?;
+    let calm = upcall::resolver_container("calm", "203.0.113.20")?;
+    let (go_flood, go_calm) = (Pipe::new()?, Pipe::new()?);
+    let mut flood_init = Proc::init(&flood, || {
+        crate::mainline::join_new_session_keyring()?;
+        go_flood.wait();
+        let mut members = Vec::new();
+        for i in 0..FLOODERS {
+            members.push(Proc::fork("a flooding member", move || {
+                let name = std::ffi::CString::new(format!("flood-{i}.example"))?;
+                match upcall::resolve(&name) {
+                    Err(Errno::NOKEY) => Ok(0),
+                    Err(Errno::AGAIN) => Ok(REJECTED),
+                    other => bail!("request_key(dns_resolver, {name:?}) under a flood: {other:?}, not ENOKEY or EAGAIN"),
+                }
+            })?);
+        }
+        let mut rejected = 0;
+        for mut m in members {
+            let status = m.wait_within(Duration::from_secs(60))?;
+            match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+                (true, 0) => {}
+                (true, REJECTED) => rejected += 1,
+                _ => bail!(
+                    "a flooding member ended with {}",
+                    sys::describe_status(status)
+                ),
+            }
+        }
+        // One helper and a backlog of two cannot take 40 requests at once.
+        ensure!(
+            rejected > 0 && rejected < FLOODERS,
+            "{rejected} of {FLOODERS} requests were rejected with EAGAIN: keyd's bounds did not act"
+        );
+        let got = upcall::resolve(NAME)
+            .map_err(|e| anyhow!("request_key(dns_resolver, {NAME:?}) after the flood: {e}"))?;
+        ensure!(
+            got == "198.51.100.10",
+            "after the flood {NAME:?} resolved to {got:?}"
+        );
+        Ok(0)
+    })?;
+    let mut calm_init = Proc::init(&calm, || {
+        crate::mainline::join_new_session_keyring()?;
+        go_calm.wait();
+        let start = Instant::now();
+        let got = upcall::resolve(NAME)
+            .map_err(|e| anyhow!("request_key(dns_resolver, {NAME:?}) beside the flood: {e}"))?;
+        let took = start.elapsed();
+        ensure!(
+            got == "203.0.113.20",
+            "beside the flood {NAME:?} resolved to {got:?}"
+        );
+        ensure!(
+            took < Duration::from_secs(5),
+            "beside the flood the request took {took:?}"
+        );
+        Ok(0)
+    })?;
+    let flood_keyd = Keyd::start(
+        &flood,
+        flood_init.pid(),
+        &[
+            "--type",
+            "dns_resolver",
+            "--max-helpers",
+            "1",
+            "--backlog",
+            "2",
+        ],
+    )?;
+    let calm_keyd = Keyd::start(&calm, calm_init.pid(), &["--type", "dns_resolver"])?;
+    go_flood.open(1)?;
+    std::thread::sleep(Duration::from_millis(300));
+    go_calm.open(1)?;
+    calm_init.wait_exit(0)?;
+    flood_init.wait_exit(0)?;
+    drop((flood, calm));
+    calm_keyd.wait()?;
+    flood_keyd.wait()
+}

@@ -7,6 +7,9 @@
 //!                                           run CMD as the init of a new container and
 //!                                           wait for the container; exit with its status
 //! kc ps                                     print /proc/containers
+//! kc keyd [OPTIONS] --init PID CFD          answer a container's key requests inside it
+//! kc demo-keys                              two containers resolve one name their own way
+//! kc request-key create KEY UID GID T P S   the lab's /sbin/request-key (also by that name)
 //! ```
 //!
 //! LIST is a comma-separated subset of fs, cgroup, uts, ipc, user, pid, net (default
@@ -16,20 +19,33 @@
 //! §3, "Mounting from outside"): an empty mount namespace, a tmpfs made in the
 //! container's namespaces and installed as its root, DIR copied in through the cfd
 //! (directories, files, symlinks, device nodes), and a procfs of the container's PID
-//! namespace mounted at /proc; CMD runs in that tree.
+//! namespace mounted at /proc; CMD runs in that tree. `--keyd` also answers the
+//! container's key requests while it runs, as `kc keyd` does (see keyd.rs).
+//!
+//! `kc keyd` options: `--type TYPE` (repeatable; default "*"), `--max-helpers N` (4),
+//! `--backlog N` (64), `--helper-timeout SECS` (10), `-v`. CFD is an inherited container
+//! fd and PID its init (a container cannot be opened by name, nor its init found from
+//! the cfd, before part 4 of the series).
 
 #[path = "../container/calls.rs"]
 mod calls;
+mod demo_keys;
+mod keyd;
+// kc uses only the calls a supervisor and a helper make.
+#[allow(dead_code)]
+#[path = "../container/keyctl.rs"]
+mod keyctl;
 // kc uses only the part it needs to assemble a root.
 #[allow(dead_code)]
 #[path = "../container/mount_calls.rs"]
 mod mount_calls;
+mod request_key;
 #[path = "../uapi.rs"]
 mod uapi;
 
 use std::ffi::{CStr, CString};
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,16 +57,27 @@ use rustix::io::Errno;
 use crate::uapi::*;
 
 const USAGE: &str = "usage: kc demo\n       \
-                     kc run [--ns LIST] [--kill-on-close] [--rootfs DIR] NAME -- CMD [ARG...]\n       \
-                     kc ps\n\
+                     kc run [--ns LIST] [--kill-on-close] [--rootfs DIR] [--keyd] NAME -- CMD [ARG...]\n       \
+                     kc ps\n       \
+                     kc keyd [--type TYPE]... [--max-helpers N] [--backlog N] [--helper-timeout SECS] [-v] --init PID CFD\n       \
+                     kc demo-keys\n       \
+                     kc request-key create KEY UID GID THREAD PROCESS SESSION\n\
                      LIST: comma-separated fs,cgroup,uts,ipc,user,pid,net (default uts,ipc,pid,net) or none";
 
 fn main() -> ExitCode {
+    let argv0 = std::env::args().next().unwrap_or_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Installed as /sbin/request-key: the kernel's (or kc keyd's) upcall.
+    if Path::new(&argv0).file_name() == Some("request-key".as_ref()) {
+        return finish("request-key", request_key::main(&args), 2);
+    }
     let result = match args.first().map(String::as_str) {
         Some("demo") if args.len() == 1 => demo().map(|()| 0),
         Some("run") => run(&args[1..]),
         Some("ps") if args.len() == 1 => ps().map(|()| 0),
+        Some("keyd") => keyd_main(&args[1..]),
+        Some("demo-keys") if args.len() == 1 => demo_keys::demo(),
+        Some("request-key") => return finish("request-key", request_key::main(&args[1..]), 2),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(0)
@@ -60,13 +87,84 @@ fn main() -> ExitCode {
             Ok(2)
         }
     };
+    finish("kc", result, 1)
+}
+
+fn finish(who: &str, result: Result<u8>, failure: u8) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("kc: {e:#}");
-            ExitCode::from(1)
+            eprintln!("{who}: {e:#}");
+            ExitCode::from(failure)
         }
     }
+}
+
+/// `kc keyd [OPTIONS] --init PID CFD`.
+fn keyd_main(args: &[String]) -> Result<u8> {
+    let mut limits = keyd::Limits::default();
+    let (mut types, mut init, mut cfd, mut verbose) = (Vec::new(), None, None, false);
+    let mut rest = args.iter();
+    let number = |opt: &str, v: Option<&String>| -> Result<u64> {
+        let v = v.with_context(|| format!("{opt} needs a number\n{USAGE}"))?;
+        v.parse()
+            .with_context(|| format!("{opt} {v:?}: not a number"))
+    };
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--type" => types.push(rest.next().context("--type needs a key type")?.clone()),
+            "--init" => init = Some(number("--init", rest.next())? as libc::pid_t),
+            "--max-helpers" => {
+                limits.max_helpers = number("--max-helpers", rest.next())?.max(1) as usize
+            }
+            "--backlog" => limits.backlog = number("--backlog", rest.next())? as usize,
+            "--helper-timeout" => {
+                limits.helper_timeout =
+                    std::time::Duration::from_secs(number("--helper-timeout", rest.next())?)
+            }
+            "-v" => verbose = true,
+            s if s.starts_with('-') => bail!("unknown option {s:?}\n{USAGE}"),
+            s if cfd.is_none() => cfd = Some(s.to_string()),
+            s => bail!("unexpected {s:?}\n{USAGE}"),
+        }
+    }
+    let cfd = cfd.with_context(|| format!("no container fd\n{USAGE}"))?;
+    let Ok(fd) = cfd.parse::<RawFd>() else {
+        bail!(
+            "{cfd:?}: not an fd number; a container cannot be opened by name (pass the fd of \
+             one this process inherited)"
+        );
+    };
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).with_context(|| {
+        format!("fd {fd}: not open in kc keyd (pass an inherited container fd)")
+    })?;
+    if link.as_os_str() != "anon_inode:[container]" {
+        bail!("fd {fd}: not a container fd (it is {})", link.display());
+    }
+    let init = init.with_context(|| {
+        format!("--init PID: the container's init is needed to enter it\n{USAGE}")
+    })?;
+    if types.is_empty() {
+        types.push("*".to_string());
+    }
+    // SAFETY: fd is open (checked above) and stays open: kc keyd never closes it.
+    let cfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut daemon = keyd::Keyd::new(cfd, &types, limits, verbose)?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "kc keyd: serving container fd {fd} (init {init}) for {}: queue keyring {}",
+        types.join(","),
+        daemon.queue()
+    );
+    let counts = daemon.serve(init)?;
+    let _ = writeln!(
+        std::io::stderr(),
+        "kc keyd: container dead; {} answered, {} negated, {} rejected",
+        counts.answered,
+        counts.negated,
+        counts.rejected
+    );
+    Ok(0)
 }
 
 fn errno_err(what: &str, e: Errno) -> anyhow::Error {
@@ -347,6 +445,7 @@ fn run(args: &[String]) -> Result<u8> {
         | CONTAINER_NEW_NET_NS
         | CONTAINER_FD_CLOEXEC;
     let mut kill_on_close = false;
+    let mut with_keyd = false;
     let mut rootfs: Option<PathBuf> = None;
     let mut name = None;
     let mut rest = args.iter();
@@ -357,6 +456,7 @@ fn run(args: &[String]) -> Result<u8> {
                 flags = parse_ns(list)? | CONTAINER_FD_CLOEXEC;
             }
             "--kill-on-close" => kill_on_close = true,
+            "--keyd" => with_keyd = true,
             "--rootfs" => {
                 rootfs = Some(rest.next().context("--rootfs needs a directory")?.into());
             }
@@ -399,6 +499,17 @@ fn run(args: &[String]) -> Result<u8> {
     if let Some(dir) = &rootfs {
         assemble_root(&cfd, dir)?;
     }
+    // Before the init starts, so that its first request already goes to it.
+    let mut daemon = if with_keyd {
+        Some(keyd::spawn(
+            cfd.as_fd(),
+            &["*".to_string()],
+            keyd::Limits::default(),
+            true,
+        )?)
+    } else {
+        None
+    };
 
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
@@ -423,7 +534,13 @@ fn run(args: &[String]) -> Result<u8> {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGQUIT, libc::SIG_IGN);
     }
+    if let Some(daemon) = &mut daemon {
+        daemon.start(pid)?;
+    }
     let (status, ru) = wait_container(&cfd)?;
+    if let Some(daemon) = daemon {
+        daemon.wait()?;
+    }
     reap(pid)?;
     eprintln!(
         "kc: container {name:?}: init {}; {}",
