@@ -287,6 +287,11 @@ static TESTS: &[Test] = &[
         container::keys::keyring_members,
     ),
     Test::new(
+        "container_keys_init_has_no_keys",
+        container::keys::init_has_no_keys,
+    )
+    .timeout(30),
+    Test::new(
         "container_upcall_intercept_errors",
         container::upcall::intercept_errors,
     ),
@@ -303,6 +308,11 @@ static TESTS: &[Test] = &[
     Test::new(
         "container_upcall_intercept_nested",
         container::upcall::intercept_nested,
+    )
+    .timeout(30),
+    Test::new(
+        "container_upcall_intercept_privileged_member",
+        container::upcall::intercept_privileged_member,
     )
     .timeout(30),
     Test::new("container_upcall_keyd_demo", container::upcall::keyd_demo).timeout(60),

@@ -9,10 +9,14 @@
 //!    file is held only to the warnings it did not have at the base.
 //! 4. Unless `--quick`: every patch, applied in order on `kcontainer-base`,
 //!    builds `bzImage` with `CONFIG_CONTAINERS` on and off (once the patch
-//!    that adds the symbol is in; before that there is one build).
+//!    that adds the symbol is in; before that there is one build). The
+//!    first patch that touches the keys subsystem (`security/keys/` and its
+//!    headers, see [`KEYS_PATHS`]) and every patch after it also build with
+//!    `CONFIG_CONTAINERS=y` and `CONFIG_KEYS` off (`keys-off`).
 //!
 //! Everything runs in a git worktree of the kernel tree's repository,
-//! `<build>/check/linux`, built in `<build>/check/out/<profile>-{on,off}`;
+//! `<build>/check/linux`, built in
+//! `<build>/check/out/<profile>-{on,off,keys-off}`;
 //! `<build>/linux`, where the series is being written, is never touched.
 //! Each patch is turned into a commit without a checkout (a temporary index,
 //! fixed committer and date), so an unchanged patch keeps its commit id, a
@@ -44,6 +48,44 @@ use crate::{build, Options};
 
 /// The feature the series adds: each patch builds with it on and off.
 const FEATURE: &str = "CONFIG_CONTAINERS";
+/// The keys subsystem: from the first patch that touches it (see
+/// [`KEYS_PATHS`]) on, each patch also builds with it off.
+const KEYS: &str = "CONFIG_KEYS";
+/// The keys subsystem's files, as MAINTAINERS' `KEYS/KEYRINGS` entry lists
+/// them (less `Documentation/`, which no build reads): a patch that adds or
+/// changes one of them touches the keys subsystem. A path ending in `/` is
+/// a directory.
+const KEYS_PATHS: &[&str] = &[
+    "security/keys/",
+    "include/keys/",
+    "include/linux/key.h",
+    "include/linux/key-type.h",
+    "include/linux/keyctl.h",
+    "include/uapi/linux/keyctl.h",
+];
+/// Symbols that cannot be on without `CONFIG_KEYS`, left out of the
+/// profile for the `keys-off` build. All but `DNS_RESOLVER` (which `depends
+/// on KEYS`, net/dns_resolver/Kconfig) are inside `if KEYS` in
+/// security/keys/Kconfig.
+///
+/// A fixed list rather than a question to Kconfig: nothing here can read
+/// Kconfig's dependency graph short of reimplementing it (`if` blocks
+/// around `source`, `depends on` of menus, `select` chains), and the list
+/// cannot go stale silently. `keys-off` verifies the profile's options that
+/// the base defines, as `off` does, and `CONFIG_KEYS` not set: a profile
+/// option missing here that depends on `KEYS` fails that verification by
+/// name ("unmet dependencies"), and one that selects `KEYS` fails it on
+/// `CONFIG_KEYS`; either way, add the symbol here.
+const KEYS_DEPENDENT: &[&str] = &[
+    "CONFIG_KEY_NOTIFICATIONS",
+    "CONFIG_DNS_RESOLVER",
+    "CONFIG_PERSISTENT_KEYRINGS",
+    "CONFIG_TRUSTED_KEYS",
+    "CONFIG_ENCRYPTED_KEYS",
+    "CONFIG_KEY_DH_OPERATIONS",
+    "CONFIG_BIG_KEYS",
+    "CONFIG_KEYS_REQUEST_CACHE",
+];
 /// In the patches directory.
 pub const EXCEPTIONS_FILE: &str = "checkpatch-exceptions.toml";
 /// Lines of a failed build's log to show.
@@ -441,6 +483,23 @@ fn touched_paths(patch: &str) -> BTreeSet<String> {
     }
     paths.extend(current);
     paths
+}
+
+/// Whether a patch adds or changes a file of the keys subsystem
+/// ([`KEYS_PATHS`]).
+fn touches_keys(patch: &str) -> bool {
+    touched_paths(patch).iter().any(|path| {
+        KEYS_PATHS.iter().any(|&k| match k.strip_suffix('/') {
+            Some(_) => path.starts_with(k),
+            None => path == k,
+        })
+    })
+}
+
+/// The first patch (1-based) that touches the keys subsystem: it and every
+/// patch after it build with `CONFIG_KEYS` off as well.
+fn first_keys_patch(patches: &[Patch]) -> Option<usize> {
+    patches.iter().find(|p| touches_keys(&p.text)).map(|p| p.n)
 }
 
 /// path → the patches (1-based) that add or change it.
@@ -1134,10 +1193,13 @@ fn kconfig_symbols(sh: &Shell, tree: &Path, rev: &str) -> Result<BTreeSet<String
 /// The configurations one patch is built with.
 #[derive(Debug)]
 struct Plan {
-    /// `on` and `off`, or only `on` while the feature's symbol does not exist.
+    /// `on` and `off`, or only `on` while the feature's symbol does not
+    /// exist; then `keys-off` if asked for.
     variants: Vec<(&'static str, ConfigSpec)>,
     /// Options of the profile left out because a later patch adds their symbol.
     deferred: Vec<String>,
+    /// Options of the profile that `keys-off` leaves out ([`KEYS_DEPENDENT`]).
+    keys_left_out: Vec<String>,
 }
 
 fn assignment(symbol: &str, value: Option<&str>, origin: &str) -> Assignment {
@@ -1153,11 +1215,19 @@ fn assignment(symbol: &str, value: Option<&str>, origin: &str) -> Assignment {
 /// `on` forces it to `y` and `off` to not set. `off` verifies what the base's
 /// symbols and `FEATURE` became, not the series' other options (they may
 /// depend on the feature).
+///
+/// With `keys_off` (the patch is at or after the first that touches the
+/// keys subsystem) there is a third variant, `keys-off`: `FEATURE=y` (once
+/// it exists) and `KEYS` not set, without the options in
+/// [`KEYS_DEPENDENT`]. Like `off`, it verifies the base's symbols,
+/// `FEATURE` and `KEYS`, not the series' other options (they may depend on
+/// `KEYS`).
 fn plan(
     profile: &ConfigSpec,
     here: &BTreeSet<String>,
     base: &BTreeSet<String>,
     tip: &BTreeSet<String>,
+    keys_off: bool,
 ) -> Plan {
     let later = |s: &str| !here.contains(s) && tip.contains(s);
     let deferred: Vec<String> = profile
@@ -1172,15 +1242,56 @@ fn plan(
         .filter(|a| !later(&a.symbol))
         .cloned()
         .collect();
-    if !here.contains(FEATURE) {
+    let feature = here.contains(FEATURE);
+    let keys_left_out: Vec<String> = kept
+        .iter()
+        .filter(|a| keys_off && KEYS_DEPENDENT.contains(&a.symbol.as_str()))
+        .map(|a| format!("{} ({})", a.line(), a.origin))
+        .collect();
+    let keys_variant = keys_off.then(|| {
+        let mut assignments: Vec<Assignment> = kept
+            .iter()
+            .filter(|a| !KEYS_DEPENDENT.contains(&a.symbol.as_str()))
+            .cloned()
+            .collect();
+        if feature {
+            assignments.push(assignment(FEATURE, Some("y"), "xtask check (keys-off)"));
+        }
+        assignments.push(assignment(
+            KEYS,
+            None,
+            "xtask check (keys-off; a profile option that selects KEYS belongs in \
+             KEYS_DEPENDENT in xtask/src/check.rs)",
+        ));
+        let verify = assignments
+            .iter()
+            .filter(|a| a.symbol == FEATURE || base.contains(&a.symbol))
+            .cloned()
+            .collect();
+        let name = if feature {
+            format!("{} with {FEATURE}=y and {KEYS} off", profile.name)
+        } else {
+            format!("{} with {KEYS} off", profile.name)
+        };
+        (
+            "keys-off",
+            ConfigSpec {
+                name,
+                verify,
+                assignments,
+            },
+        )
+    });
+    if !feature {
         let spec = ConfigSpec {
             name: profile.name.clone(),
             verify: kept.clone(),
             assignments: kept,
         };
         return Plan {
-            variants: vec![("on", spec)],
+            variants: std::iter::once(("on", spec)).chain(keys_variant).collect(),
             deferred,
+            keys_left_out,
         };
     }
     let mut on = kept.clone();
@@ -1192,26 +1303,28 @@ fn plan(
         .filter(|a| a.symbol == FEATURE || base.contains(&a.symbol))
         .cloned()
         .collect();
+    let variants = [
+        (
+            "on",
+            ConfigSpec {
+                name: format!("{} with {FEATURE}=y", profile.name),
+                verify: on.clone(),
+                assignments: on,
+            },
+        ),
+        (
+            "off",
+            ConfigSpec {
+                name: format!("{} with {FEATURE} off", profile.name),
+                verify: off_verify,
+                assignments: off,
+            },
+        ),
+    ];
     Plan {
-        variants: vec![
-            (
-                "on",
-                ConfigSpec {
-                    name: format!("{} with {FEATURE}=y", profile.name),
-                    verify: on.clone(),
-                    assignments: on,
-                },
-            ),
-            (
-                "off",
-                ConfigSpec {
-                    name: format!("{} with {FEATURE} off", profile.name),
-                    verify: off_verify,
-                    assignments: off,
-                },
-            ),
-        ],
+        variants: variants.into_iter().chain(keys_variant).collect(),
         deferred,
+        keys_left_out,
     }
 }
 
@@ -1279,6 +1392,8 @@ impl Builds<'_> {
         let profile = ConfigSpec::profile(self.layout)?;
         let base = kconfig_symbols(self.sh, &tree, BASE_TAG)?;
         let tip = kconfig_symbols(self.sh, &tree, commits.last().context("no commits")?)?;
+        let keys_from = first_keys_patch(patches);
+        let mut keys_told = false;
         let mut passed = self.load_passed();
         let mut failures = Vec::new();
         for &n in selected {
@@ -1293,12 +1408,26 @@ impl Builds<'_> {
                 &kconfig_symbols(self.sh, &tree, commit)?,
                 &base,
                 &tip,
+                keys_from.is_some_and(|k| n >= k),
             );
             if !plan.deferred.is_empty() {
                 eprintln!(
                     "xtask: {}: left out until a later patch adds their symbol: {}",
                     p.label(total),
                     plan.deferred.join(", ")
+                );
+            }
+            if let Some(k) = keys_from.filter(|&k| n >= k && !keys_told) {
+                keys_told = true;
+                let left_out = if plan.keys_left_out.is_empty() {
+                    String::new()
+                } else {
+                    format!(", without {}", plan.keys_left_out.join(", "))
+                };
+                eprintln!(
+                    "xtask: {} is the first patch that touches the keys subsystem: \
+                     it and the patches after it also build with {KEYS} off (keys-off{left_out})",
+                    patches[k - 1].label(total)
                 );
             }
             let mut results = Vec::new();
@@ -1326,9 +1455,12 @@ impl Builds<'_> {
                     }
                 }
             }
-            let note = match plan.variants.len() {
-                1 => format!(" ({FEATURE} does not exist yet: one build)"),
-                _ => String::new(),
+            let note = if plan.variants.iter().any(|(v, _)| *v == "off") {
+                String::new()
+            } else if plan.variants.len() == 1 {
+                format!(" ({FEATURE} does not exist yet: one build)")
+            } else {
+                format!(" ({FEATURE} does not exist yet: no off build)")
             };
             println!("{}: {}{note}", p.label(total), results.join(", "));
         }
@@ -1707,7 +1839,7 @@ similarity index 90%
         let profile = spec("CONFIG_NET=y\nCONFIG_CONTAINERS=y\nCONFIG_CONTAINER_KEYS=y\n");
         let base = set(&["CONFIG_NET"]);
         let tip = set(&["CONFIG_NET", "CONFIG_CONTAINERS", "CONFIG_CONTAINER_KEYS"]);
-        let p = plan(&profile, &base, &base, &tip);
+        let p = plan(&profile, &base, &base, &tip, false);
         assert_eq!(p.variants.len(), 1);
         assert_eq!(p.variants[0].0, "on");
         let lines: Vec<String> = p.variants[0]
@@ -1728,7 +1860,7 @@ similarity index 90%
         let base = set(&["CONFIG_NET"]);
         let here = set(&["CONFIG_NET", "CONFIG_CONTAINERS"]);
         let tip = set(&["CONFIG_NET", "CONFIG_CONTAINERS", "CONFIG_CONTAINER_KEYS"]);
-        let p = plan(&profile, &here, &base, &tip);
+        let p = plan(&profile, &here, &base, &tip, false);
         assert_eq!(p.deferred, vec!["CONFIG_CONTAINER_KEYS=y (p.config:3)"]);
         let (on, off) = (&p.variants[0], &p.variants[1]);
         assert_eq!((on.0, off.0), ("on", "off"));
@@ -1761,5 +1893,170 @@ similarity index 90%
             &off.1.verify
         )
         .is_empty());
+    }
+
+    fn patch_touching(n: usize, paths: &[&str]) -> Patch {
+        let mut p = patch(n, &format!("{n:04}-x.patch"), "x: y");
+        p.text = "Subject: x: y\n\n".to_string();
+        for path in paths {
+            p.text += &format!("diff --git a/{path} b/{path}\nindex 1..2 100644\n");
+        }
+        p
+    }
+
+    #[test]
+    fn keys_paths() {
+        for path in [
+            "security/keys/keyctl.c",
+            "security/keys/trusted-keys/trusted_core.c",
+            "include/keys/user-type.h",
+            "include/linux/key.h",
+            "include/linux/key-type.h",
+            "include/linux/keyctl.h",
+            "include/uapi/linux/keyctl.h",
+        ] {
+            assert!(
+                touches_keys(&patch_touching(1, &["init/Kconfig", path]).text),
+                "{path}"
+            );
+        }
+        for path in [
+            "security/keystore.c",
+            "security/security.c",
+            "include/linux/keyboard.h",
+            "include/linux/key.h.orig",
+            "Documentation/security/keys/core.rst",
+            "net/dns_resolver/dns_key.c",
+        ] {
+            assert!(!touches_keys(&patch_touching(1, &[path]).text), "{path}");
+        }
+        // Deleting a keys file is no change to build.
+        let deleted = "diff --git a/security/keys/gc.c b/security/keys/gc.c\n\
+                       deleted file mode 100644\n";
+        assert!(!touches_keys(deleted));
+    }
+
+    #[test]
+    fn the_first_keys_patch_starts_keys_off() {
+        let series = [
+            patch_touching(1, &["kernel/container/core.c"]),
+            patch_touching(2, &["include/linux/kcontainer.h", "security/keys/keyctl.c"]),
+            patch_touching(3, &["kernel/container/core.c"]),
+            patch_touching(4, &["include/uapi/linux/keyctl.h"]),
+        ];
+        assert_eq!(first_keys_patch(&series), Some(2));
+        assert_eq!(first_keys_patch(&series[2..3]), None);
+        assert_eq!(first_keys_patch(&[]), None);
+    }
+
+    const KEYS_PROFILE: &str = "\
+CONFIG_NET=y
+CONFIG_KEYS=y
+CONFIG_DNS_RESOLVER=y
+CONFIG_KEY_NOTIFICATIONS=y
+CONFIG_CONTAINERS=y
+CONFIG_CONTAINER_KEYS=y
+";
+
+    fn lines(a: &[Assignment]) -> Vec<String> {
+        a.iter().map(|a| a.line()).collect()
+    }
+
+    #[test]
+    fn keys_off_builds_with_the_feature_and_without_keys() {
+        let profile = spec(KEYS_PROFILE);
+        let base = set(&[
+            "CONFIG_NET",
+            "CONFIG_KEYS",
+            "CONFIG_DNS_RESOLVER",
+            "CONFIG_KEY_NOTIFICATIONS",
+        ]);
+        let mut tip = base.clone();
+        tip.extend(set(&["CONFIG_CONTAINERS", "CONFIG_CONTAINER_KEYS"]));
+        let p = plan(&profile, &tip, &base, &tip, true);
+        let names: Vec<&str> = p.variants.iter().map(|v| v.0).collect();
+        assert_eq!(names, vec!["on", "off", "keys-off"]);
+        // on and off are what they are without keys-off.
+        let without = plan(&profile, &tip, &base, &tip, false);
+        assert_eq!(without.variants.len(), 2);
+        assert!(without.keys_left_out.is_empty());
+        for (with, without) in p.variants.iter().zip(&without.variants) {
+            assert_eq!(with.1.assignments, without.1.assignments);
+            assert_eq!(with.1.verify, without.1.verify);
+        }
+
+        let keys_off = &p.variants[2].1;
+        assert_eq!(
+            keys_off.name,
+            "default with CONFIG_CONTAINERS=y and CONFIG_KEYS off"
+        );
+        assert_eq!(
+            lines(&keys_off.assignments),
+            vec![
+                "CONFIG_NET=y",
+                "CONFIG_KEYS=y",
+                "CONFIG_CONTAINERS=y",
+                "CONFIG_CONTAINER_KEYS=y",
+                "CONFIG_CONTAINERS=y",
+                "# CONFIG_KEYS is not set",
+            ]
+        );
+        // The series' own options are not verified: they may depend on KEYS.
+        assert_eq!(
+            lines(&keys_off.verify),
+            vec![
+                "CONFIG_NET=y",
+                "CONFIG_KEYS=y",
+                "CONFIG_CONTAINERS=y",
+                "CONFIG_CONTAINERS=y",
+                "# CONFIG_KEYS is not set",
+            ]
+        );
+        assert_eq!(
+            p.keys_left_out,
+            vec![
+                "CONFIG_DNS_RESOLVER=y (p.config:3)",
+                "CONFIG_KEY_NOTIFICATIONS=y (p.config:4)",
+            ]
+        );
+        // What Kconfig makes of it passes; KEYS on (something selected it)
+        // or the feature off does not.
+        let dot = "CONFIG_NET=y\n# CONFIG_KEYS is not set\nCONFIG_CONTAINERS=y\n";
+        assert!(kconfig::verify(dot, &keys_off.verify).is_empty());
+        let selected = kconfig::verify(
+            "CONFIG_NET=y\nCONFIG_KEYS=y\nCONFIG_CONTAINERS=y\n",
+            &keys_off.verify,
+        );
+        assert_eq!(selected.len(), 1);
+        assert!(
+            selected[0].starts_with("# CONFIG_KEYS is not set (wanted by xtask check (keys-off;")
+                && selected[0].ends_with(".config has CONFIG_KEYS=y"),
+            "{selected:?}"
+        );
+        let no_feature = kconfig::verify("CONFIG_NET=y\n", &keys_off.verify);
+        assert_eq!(no_feature.len(), 1);
+        assert!(
+            no_feature[0].starts_with("CONFIG_CONTAINERS=y"),
+            "{no_feature:?}"
+        );
+    }
+
+    #[test]
+    fn keys_off_before_the_feature_exists_leaves_it_out() {
+        let profile = spec(KEYS_PROFILE);
+        let base = set(&["CONFIG_NET", "CONFIG_KEYS", "CONFIG_DNS_RESOLVER"]);
+        let mut tip = base.clone();
+        tip.extend(set(&["CONFIG_CONTAINERS", "CONFIG_CONTAINER_KEYS"]));
+        let p = plan(&profile, &base, &base, &tip, true);
+        let names: Vec<&str> = p.variants.iter().map(|v| v.0).collect();
+        assert_eq!(names, vec!["on", "keys-off"]);
+        let keys_off = &p.variants[1].1;
+        assert_eq!(keys_off.name, "default with CONFIG_KEYS off");
+        assert_eq!(
+            lines(&keys_off.assignments),
+            vec!["CONFIG_NET=y", "CONFIG_KEYS=y", "# CONFIG_KEYS is not set"]
+        );
+        assert_eq!(keys_off.verify, keys_off.assignments);
+        assert_eq!(p.keys_left_out.len(), 2);
     }
 }

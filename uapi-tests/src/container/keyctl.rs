@@ -15,6 +15,7 @@ use crate::uapi::{KEYCTL_CONTAINER_INTERCEPT, KEYCTL_SET_CONTAINER_KEYRING};
 pub const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
 pub const KEY_SPEC_SESSION_KEYRING: i32 = -3;
 
+const KEYCTL_GET_KEYRING_ID: c_int = 0;
 const KEYCTL_JOIN_SESSION_KEYRING: c_int = 1;
 const KEYCTL_DESCRIBE: c_int = 6;
 const KEYCTL_SETPERM: c_int = 5;
@@ -23,6 +24,7 @@ const KEYCTL_INSTANTIATE: c_int = 12;
 const KEYCTL_NEGATE: c_int = 13;
 const KEYCTL_ASSUME_AUTHORITY: c_int = 16;
 const KEYCTL_REJECT: c_int = 19;
+const KEYCTL_CAPABILITIES: c_int = 31;
 const KEYCTL_WATCH_KEY: c_int = 32;
 
 /// The type of the authorisation key of a request (`key_type_request_key_auth`).
@@ -149,6 +151,25 @@ pub fn describe(key: i32) -> Result<Description, Errno> {
         buf.pop();
     }
     Description::parse(&String::from_utf8_lossy(&buf)).ok_or(Errno::INVAL)
+}
+
+/// `keyctl(KEYCTL_CAPABILITIES)`: the capability bytes.
+pub fn capabilities() -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; 2];
+    let n = keyctl(
+        KEYCTL_CAPABILITIES,
+        buf.as_mut_ptr() as c_long,
+        buf.len() as c_long,
+        0,
+        0,
+    )?;
+    buf.truncate((n as usize).min(2));
+    Ok(buf)
+}
+
+/// `keyctl(KEYCTL_GET_KEYRING_ID, special, 0)`: the serial of a special keyring.
+pub fn keyring_id(special: i32) -> Result<i32, Errno> {
+    keyctl(KEYCTL_GET_KEYRING_ID, special as c_long, 0, 0, 0).map(|s| s as i32)
 }
 
 /// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL)`: a fresh anonymous session keyring.

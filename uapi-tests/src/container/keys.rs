@@ -173,3 +173,82 @@ pub fn keyring_members() -> Result<()> {
     })?;
     outsider.wait_exit(0)
 }
+
+/// An init starts with none of its starter's keys: not its session keyring (nor what
+/// is linked there, such as a supervisor's queue), and not the authority over a key
+/// request its starter had assumed when it forked it.
+pub fn init_has_no_keys() -> Result<()> {
+    require_keys()?;
+    super::upcall::require_intercept()?;
+    let session = join_new_session_keyring()?;
+    ok(
+        "add_key(user, kc:supervisor)",
+        add_key(
+            c"user",
+            c"kc:supervisor",
+            b"secret",
+            crate::mainline::KEY_SPEC_SESSION_KEYRING,
+        ),
+    )?;
+    let q = super::upcall::Queue::new(c"kc-init-keys")?;
+    let a = h::create(&h::unique_name("keys-a"), 0)?;
+    ok(
+        "KEYCTL_CONTAINER_INTERCEPT(A, user)",
+        super::keyctl::container_intercept(a.as_raw_fd(), c"user", 0, q.ring),
+    )?;
+    let mut in_a = Proc::init(&a, || {
+        join_new_session_keyring()?;
+        let key = ok(
+            "request_key(user, kc:a) in A",
+            super::keyctl::request_key(
+                c"user",
+                c"kc:a",
+                Some(c"x"),
+                crate::mainline::KEY_SPEC_SESSION_KEYRING,
+            ),
+        )?;
+        let got = ok("KEYCTL_READ(kc:a)", read_key(key))?;
+        ensure!(got == b"real", "kc:a reads {got:?}");
+        Ok(0)
+    })?;
+    let (_, target) = q.next(&in_a)?;
+    ok(
+        "KEYCTL_ASSUME_AUTHORITY(A's request)",
+        super::keyctl::assume_authority(target),
+    )?;
+    // Forked while this process holds the authority over A's request.
+    let b = h::create(&h::unique_name("keys-b"), 0)?;
+    let mut in_b = Proc::init(&b, || {
+        let own = super::keyctl::keyring_id(crate::mainline::KEY_SPEC_SESSION_KEYRING);
+        ensure!(
+            own != Ok(session),
+            "the init's session keyring is its starter's ({session})"
+        );
+        expect_errno(
+            "request_key(user, kc:supervisor) in the init",
+            request_key(c"user", c"kc:supervisor"),
+            Errno::NOKEY,
+        )?;
+        expect_errno(
+            "KEYCTL_READ of the supervisor's queue",
+            read_key(q.ring),
+            Errno::ACCESS,
+        )?;
+        expect_errno(
+            "KEYCTL_INSTANTIATE of A's request from B's init",
+            super::keyctl::instantiate(target, b"forged"),
+            Errno::PERM,
+        )?;
+        Ok(0)
+    })?;
+    in_b.wait_exit(0)?;
+    ok(
+        "KEYCTL_INSTANTIATE(A's request)",
+        super::keyctl::instantiate(target, b"real"),
+    )?;
+    ok(
+        "KEYCTL_ASSUME_AUTHORITY(0)",
+        super::keyctl::assume_authority(0),
+    )?;
+    in_a.wait_exit(0)
+}

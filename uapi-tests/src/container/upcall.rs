@@ -28,6 +28,7 @@ const KEY_POS_ALL: u32 = 0x3f00_0000;
 /// View, read and search, not write, for the possessor.
 const KEY_POS_VIEW_READ_SEARCH: u32 = 0x0b00_0000;
 const SYSCTL: &str = "/proc/sys/kernel/keys/intercept_timeout";
+const KEYCTL_CAPS1_CONTAINERS: u8 = 0x08;
 
 pub fn require_intercept() -> Result<()> {
     h::require(&[Call::Create, Call::Fork])?;
@@ -233,12 +234,18 @@ pub fn intercept_errors() -> Result<()> {
         k::container_intercept(c, c"user", 0, readonly.ring),
         Errno::ACCESS,
     )?;
-    for bad in ["0", "3601"] {
+    for bad in ["0", "61"] {
         ensure!(
             std::fs::write(SYSCTL, bad).is_err(),
-            "{SYSCTL} accepted {bad} (range 1..3600)"
+            "{SYSCTL} accepted {bad} (range 1..60)"
         );
     }
+    let caps = ok("KEYCTL_CAPABILITIES", k::capabilities())?;
+    ensure!(
+        caps.get(1)
+            .is_some_and(|b| b & KEYCTL_CAPS1_CONTAINERS != 0),
+        "KEYCTL_CAPABILITIES gives {caps:02x?}: no KEYCTL_CAPS1_CONTAINERS (0x08) in byte 1"
+    );
 
     let root_cfd = h::create(&h::unique_name("iperm"), 0)?;
     let mut user = Proc::fork("the unprivileged user", || {
@@ -648,5 +655,82 @@ impl Keyd {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// A member more privileged than its container (a set-user-ID-root copy of kc run by
+/// a member of a container whose credentials are an unprivileged user's) is not the
+/// supervisor's to answer: its request goes to the host's /sbin/request-key (which
+/// negates user keys), while the same request from the unprivileged member reaches
+/// the queue.
+pub fn intercept_privileged_member() -> Result<()> {
+    require_intercept()?;
+    if std::fs::metadata("/bin/kc").is_err() {
+        return Err(skip("/bin/kc: not in this image"));
+    }
+    let suid = format!("/tmp/kc-suid-{}", std::process::id());
+    std::fs::copy("/bin/kc", &suid).with_context(|| format!("copying /bin/kc to {suid}"))?;
+    let _gone = Remove(suid.clone());
+    std::os::unix::fs::chown(&suid, Some(0), Some(0)).with_context(|| format!("chown {suid}"))?;
+    std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755))
+        .with_context(|| format!("chmod 4755 {suid}"))?;
+    let mut supervisor = Proc::fork("the unprivileged supervisor", || {
+        h::become_user(USER)?;
+        join_new_session_keyring()?;
+        let q = Queue::new(c"kc-unpriv")?;
+        let cfd = h::create(&h::unique_name("isuid"), 0)?;
+        ok(
+            "KEYCTL_CONTAINER_INTERCEPT(user)",
+            k::container_intercept(cfd.as_raw_fd(), c"user", 0, q.ring),
+        )?;
+        let mut init = Proc::init(&cfd, || {
+            join_new_session_keyring()?;
+            let run = |prog: &str, desc: &str| {
+                std::process::Command::new(prog)
+                    .args(["key", "request", "user", desc, "x"])
+                    .output()
+                    .with_context(|| format!("running {prog} key request"))
+            };
+            let plain = run("/bin/kc", "kc:plain")?;
+            ensure!(
+                plain.status.success() && plain.stdout == b"plain\n",
+                "kc key request from the member: {} {:?}",
+                plain.status,
+                String::from_utf8_lossy(&plain.stderr)
+            );
+            let privileged = run(&suid, "kc:suid")?;
+            ensure!(
+                privileged.status.code() == Some(1)
+                    && String::from_utf8_lossy(&privileged.stderr)
+                        .contains("Required key not available"),
+                "the set-user-ID member's request: {} {:?} (want the host upcall's ENOKEY)",
+                privileged.status,
+                String::from_utf8_lossy(&privileged.stderr)
+            );
+            Ok(0)
+        })?;
+        let (_, target) = q.next(&init)?;
+        answer(target, "KEYCTL_INSTANTIATE", || {
+            if k::describe(target)?.desc != "kc:plain" {
+                return Err(Errno::PROTO);
+            }
+            k::instantiate(target, b"plain")
+        })?;
+        init.wait_exit(0)?;
+        ensure!(
+            q.linked_since()? == 0,
+            "the set-user-ID member's request reached the unprivileged supervisor's queue"
+        );
+        Ok(0)
+    })?;
+    supervisor.wait_exit(0)
+}
+
+/// Removes a file on drop.
+struct Remove(String);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }

@@ -10,6 +10,8 @@
 //! kc keyd [OPTIONS] --init PID CFD          answer a container's key requests inside it
 //! kc demo-keys                              two containers resolve one name their own way
 //! kc request-key create KEY UID GID T P S   the lab's /sbin/request-key (also by that name)
+//! kc key request TYPE DESC [CALLOUT]        request_key(2) into the default keyring; print
+//!                                           the payload
 //! ```
 //!
 //! LIST is a comma-separated subset of fs, cgroup, uts, ipc, user, pid, net (default
@@ -61,7 +63,8 @@ const USAGE: &str = "usage: kc demo\n       \
                      kc ps\n       \
                      kc keyd [--type TYPE]... [--max-helpers N] [--backlog N] [--helper-timeout SECS] [-v] --init PID CFD\n       \
                      kc demo-keys\n       \
-                     kc request-key create KEY UID GID THREAD PROCESS SESSION\n\
+                     kc request-key create KEY UID GID THREAD PROCESS SESSION\n       \
+                     kc key request TYPE DESC [CALLOUT]\n\
                      LIST: comma-separated fs,cgroup,uts,ipc,user,pid,net (default uts,ipc,pid,net) or none";
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Some("ps") if args.len() == 1 => ps().map(|()| 0),
         Some("keyd") => keyd_main(&args[1..]),
         Some("demo-keys") if args.len() == 1 => demo_keys::demo(),
+        Some("key") => key_main(&args[1..]),
         Some("request-key") => return finish("request-key", request_key::main(&args[1..]), 2),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -98,6 +102,24 @@ fn finish(who: &str, result: Result<u8>, failure: u8) -> ExitCode {
             ExitCode::from(failure)
         }
     }
+}
+
+/// `kc key request TYPE DESC [CALLOUT]`: request_key(2) (an upcall if the key is
+/// missing and CALLOUT is given) into the default keyring, and the payload.
+fn key_main(args: &[String]) -> Result<u8> {
+    let (ty, desc, callout) = match args {
+        [op, ty, desc] if op == "request" => (ty, desc, None),
+        [op, ty, desc, callout] if op == "request" => (ty, desc, Some(callout)),
+        _ => bail!("usage: kc key request TYPE DESC [CALLOUT]"),
+    };
+    let c = |s: &str| CString::new(s).with_context(|| format!("{s:?}: contains NUL"));
+    let (cty, cdesc) = (c(ty)?, c(desc)?);
+    let callout = callout.map(|s| c(s)).transpose()?;
+    let key = keyctl::request_key(&cty, &cdesc, callout.as_deref(), 0)
+        .map_err(|e| errno_err(&format!("request_key({ty}, {desc})"), e))?;
+    let payload = keyctl::read(key).map_err(|e| errno_err(&format!("KEYCTL_READ({key})"), e))?;
+    println!("{}", String::from_utf8_lossy(&payload));
+    Ok(0)
 }
 
 /// `kc keyd [OPTIONS] --init PID CFD`.
