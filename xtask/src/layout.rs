@@ -12,7 +12,7 @@
 //! <build>/runs/<stamp>-<command>/      console.log, ktap.log, results.json
 //! <build>/runs/latest                  symlink to the newest run
 //! <build>/check/linux/                 `cargo xtask check`: git worktree of linux/
-//! <build>/check/out/<profile>-on|off/  its per-patch builds, feature on and off
+//! <build>/check/out/<profile>-on|off|keys-off/  its per-patch builds: feature on, off, and on with CONFIG_KEYS off
 //! ```
 
 use std::path::{Path, PathBuf};

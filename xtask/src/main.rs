@@ -71,7 +71,7 @@ enum Command {
     Test(test::Args),
     /// Boot to a busybox shell, or run one command in the guest (`cargo xtask run -- CMD ARGS...`)
     Run(run::Args),
-    /// The review gate: checkpatch, rustfmt, kernel-doc, and every patch built with the feature on and off
+    /// The review gate: checkpatch, rustfmt, kernel-doc, and every patch built with the feature on and off (and, from the first keys patch, with CONFIG_KEYS off)
     Check(check::Args),
     /// Move the series between patches/ and the kernel tree
     Patches {
