@@ -14,6 +14,7 @@ use crate::mainline::{add_key, join_new_session_keyring, read_key, request_key};
 use crate::sys::{expect_errno, ok, skip, Errno};
 use crate::uapi::*;
 
+const KEY_SPEC_USER_SESSION_KEYRING: i32 = -5;
 /// An unprivileged uid (not the overflow id 65534).
 const USER: u32 = 1000;
 
@@ -219,10 +220,28 @@ pub fn init_has_no_keys() -> Result<()> {
     // Forked while this process holds the authority over A's request.
     let b = h::create(&h::unique_name("keys-b"), 0)?;
     let mut in_b = Proc::init(&b, || {
-        let own = super::keyctl::keyring_id(crate::mainline::KEY_SPEC_SESSION_KEYRING);
+        let own = ok(
+            "KEYCTL_GET_KEYRING_ID(session)",
+            super::keyctl::keyring_id(crate::mainline::KEY_SPEC_SESSION_KEYRING),
+        )?;
         ensure!(
-            own != Ok(session),
+            own != session,
             "the init's session keyring is its starter's ({session})"
+        );
+        let user_session = ok(
+            "KEYCTL_GET_KEYRING_ID(user session)",
+            super::keyctl::keyring_id(KEY_SPEC_USER_SESSION_KEYRING),
+        )?;
+        ensure!(
+            own != user_session,
+            "the init's session keyring is its user's session keyring"
+        );
+        let d = ok("KEYCTL_DESCRIBE(session)", super::keyctl::describe(own))?;
+        ensure!(
+            d.ty == "keyring"
+                && d.desc == "_ses"
+                && ok("KEYCTL_READ(session)", read_key(own))?.is_empty(),
+            "the init's session keyring is {d:?}, not a new empty \"_ses\""
         );
         expect_errno(
             "request_key(user, kc:supervisor) in the init",

@@ -659,10 +659,10 @@ impl Keyd {
 }
 
 /// A member more privileged than its container (a set-user-ID-root copy of kc run by
-/// a member of a container whose credentials are an unprivileged user's) is not the
-/// supervisor's to answer: its request goes to the host's /sbin/request-key (which
-/// negates user keys), while the same request from the unprivileged member reaches
-/// the queue.
+/// a member of a container whose credentials are an unprivileged user's), or a
+/// container it nests there, is not the supervisor's to answer: its request goes to
+/// the host's /sbin/request-key (which negates user keys), while the same request
+/// from the unprivileged member reaches the queue.
 pub fn intercept_privileged_member() -> Result<()> {
     require_intercept()?;
     if std::fs::metadata("/bin/kc").is_err() {
@@ -698,6 +698,22 @@ pub fn intercept_privileged_member() -> Result<()> {
                 plain.status,
                 String::from_utf8_lossy(&plain.stderr)
             );
+            // The same, as the init of a container the set-user-ID member
+            // nests in this one: the walk stops below the unprivileged
+            // container.
+            let nested = std::process::Command::new(&suid)
+                .args(["run", "--ns", "none", "nested", "--", "/bin/kc"])
+                .args(["key", "request", "user", "kc:nested", "x"])
+                .output()
+                .context("running the set-user-ID kc run")?;
+            ensure!(
+                nested.status.code() == Some(1)
+                    && String::from_utf8_lossy(&nested.stderr)
+                        .contains("Required key not available"),
+                "the nested container's request: {} {:?} (want the host upcall's ENOKEY)",
+                nested.status,
+                String::from_utf8_lossy(&nested.stderr)
+            );
             let privileged = run(&suid, "kc:suid")?;
             ensure!(
                 privileged.status.code() == Some(1)
@@ -719,7 +735,7 @@ pub fn intercept_privileged_member() -> Result<()> {
         init.wait_exit(0)?;
         ensure!(
             q.linked_since()? == 0,
-            "the set-user-ID member's request reached the unprivileged supervisor's queue"
+            "a request of the set-user-ID member or its nested container reached the unprivileged supervisor's queue"
         );
         Ok(0)
     })?;
