@@ -193,10 +193,7 @@ pub fn init_has_no_keys() -> Result<()> {
     )?;
     let q = super::upcall::Queue::new(c"kc-init-keys")?;
     let a = h::create(&h::unique_name("keys-a"), 0)?;
-    ok(
-        "KEYCTL_CONTAINER_INTERCEPT(A, user)",
-        super::keyctl::container_intercept(a.as_raw_fd(), c"user", 0, q.ring),
-    )?;
+    q.intercept(a.as_raw_fd(), c"user")?;
     let mut in_a = Proc::init(&a, || {
         join_new_session_keyring()?;
         let key = ok(

@@ -180,3 +180,36 @@ pub fn idmap(fd: &OwnedFd, userns_fd: RawFd) -> Result<(), Errno> {
     })
     .map(drop)
 }
+
+/// Gives the container `cfd` (an empty mount namespace) a tmpfs root made in its
+/// namespaces and writes `files` (path relative to the root, contents, mode) into it
+/// through the cfd, making their parent directories. The step that failed and its
+/// errno otherwise.
+pub fn tmpfs_root_with(cfd: &OwnedFd, files: &[(&str, &[u8], u32)]) -> Result<(), (String, Errno)> {
+    use rustix::fs::{Mode, OFlags};
+    let root = new_mount(c"tmpfs", Some(cfd.as_raw_fd()), &[(c"mode", c"0755")])
+        .map_err(|(step, e)| (format!("{step} (tmpfs root)"), e))?;
+    mount_root(&root, cfd.as_raw_fd())
+        .map_err(|e| ("move_mount(T_CONTAINER_ROOT)".to_string(), e))?;
+    for &(path, data, mode) in files {
+        if let Some((dir, _)) = path.rsplit_once('/') {
+            match rustix::fs::mkdirat(cfd, dir, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err((format!("mkdirat(cfd, {dir:?})"), e)),
+            }
+        }
+        let fd = rustix::fs::openat(
+            cfd,
+            path,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(|e| (format!("openat(cfd, {path:?})"), e))?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let n = rustix::io::write(&fd, rest).map_err(|e| (format!("write({path:?})"), e))?;
+            rest = &rest[n..];
+        }
+    }
+    Ok(())
+}

@@ -10,13 +10,13 @@
 //! here and under a flood in the stress module.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 
 use super::helpers::{self as h, Call, Pipe, Proc};
-use super::keyctl::{self as k, Description, WatchPipe, KEY_SPEC_SESSION_KEYRING};
+use super::keyctl::{self as k, WatchPipe, KEY_SPEC_SESSION_KEYRING};
 use crate::mainline::join_new_session_keyring;
 use crate::sys::{expect_errno, ok, skip, Errno};
 use crate::uapi::from_headers;
@@ -106,20 +106,40 @@ impl Queue {
         Ok(linked)
     }
 
+    /// `KEYCTL_CONTAINER_INTERCEPT(cfd, ty, 0, queue)`, which must succeed.
+    pub fn intercept(&self, cfd: RawFd, ty: &CStr) -> Result<()> {
+        ok(
+            &format!("KEYCTL_CONTAINER_INTERCEPT({ty:?})"),
+            k::container_intercept(cfd, ty, 0, self.ring),
+        )
+    }
+
     pub fn keys(&self) -> Result<Vec<i32>> {
         ok("KEYCTL_READ(queue)", k::keyring_keys(self.ring))
     }
 }
 
 /// Answers a request with the authority its key gives, and gives the authority up.
-fn answer(target: i32, what: &str, act: impl FnOnce() -> Result<(), Errno>) -> Result<()> {
+fn answer(target: i32, act: impl FnOnce() -> Result<()>) -> Result<()> {
     ok(
         "KEYCTL_ASSUME_AUTHORITY(target)",
         k::assume_authority(target),
     )?;
     let done = act();
     ok("KEYCTL_ASSUME_AUTHORITY(0)", k::assume_authority(0))?;
-    ok(what, done)
+    done
+}
+
+/// Answers a request for the user key `desc` (checked) with `payload`.
+fn instantiate_request(target: i32, desc: &str, payload: &[u8]) -> Result<()> {
+    answer(target, || {
+        let d = ok("KEYCTL_DESCRIBE(target)", k::describe(target))?;
+        ensure!(
+            d.ty == "user" && d.desc == desc,
+            "the request is for {d:?}, not the user key {desc:?}"
+        );
+        ok("KEYCTL_INSTANTIATE", k::instantiate(target, payload))
+    })
 }
 
 /// `request_key("user", desc, callout, session)` and the payload, from a member.
@@ -202,19 +222,13 @@ pub fn intercept_errors() -> Result<()> {
             errno,
         )?;
     }
-    ok(
-        "KEYCTL_CONTAINER_INTERCEPT(user)",
-        k::container_intercept(c, c"user", 0, q.ring),
-    )?;
+    q.intercept(c, c"user")?;
     expect_errno(
         "KEYCTL_CONTAINER_INTERCEPT(user) a second time",
         k::container_intercept(c, c"user", 0, q.ring),
         Errno::BUSY,
     )?;
-    ok(
-        "KEYCTL_CONTAINER_INTERCEPT(*)",
-        k::container_intercept(c, c"*", 0, q.ring),
-    )?;
+    q.intercept(c, c"*")?;
     ok(
         "removing the user intercept",
         k::container_intercept(c, c"user", 0, 0),
@@ -271,10 +285,7 @@ pub fn intercept_answer() -> Result<()> {
     join_new_session_keyring()?;
     let q = Queue::new(c"kc-answer")?;
     let cfd = h::create(&h::unique_name("answer"), 0)?;
-    ok(
-        "KEYCTL_CONTAINER_INTERCEPT(user)",
-        k::container_intercept(cfd.as_raw_fd(), c"user", 0, q.ring),
-    )?;
+    q.intercept(cfd.as_raw_fd(), c"user")?;
 
     let go = Pipe::new()?;
     let mut init = Proc::init(&cfd, || {
@@ -302,18 +313,12 @@ pub fn intercept_answer() -> Result<()> {
     let (auth, target) = q.next(&init)?;
     let callout = ok("KEYCTL_READ(the authorisation key)", k::read(auth))?;
     ensure!(callout == b"from-member", "the callout reads {callout:?}");
-    answer(target, "KEYCTL_INSTANTIATE", || {
-        let d = k::describe(target)?;
-        if d.ty != "user" || d.desc != "kc:answer" {
-            return Err(Errno::PROTO);
-        }
-        k::instantiate(target, b"answered")
-    })?;
+    instantiate_request(target, "kc:answer", b"answered")?;
     let (_, target) = q.next(&init)?;
-    answer(target, "KEYCTL_NEGATE", || k::negate(target, 30))?;
+    answer(target, || ok("KEYCTL_NEGATE", k::negate(target, 30)))?;
     let (_, target) = q.next(&init)?;
-    answer(target, "KEYCTL_REJECT", || {
-        k::reject(target, 30, Errno::KEYREJECTED)
+    answer(target, || {
+        ok("KEYCTL_REJECT", k::reject(target, 30, Errno::KEYREJECTED))
     })?;
     init.wait_exit(0)?;
     let left = q.keys()?;
@@ -362,10 +367,7 @@ pub fn intercept_unanswered() -> Result<()> {
 
     // Killed while waiting.
     let cfd = h::create(&h::unique_name("ikill"), 0)?;
-    ok(
-        "KEYCTL_CONTAINER_INTERCEPT(user)",
-        k::container_intercept(cfd.as_raw_fd(), c"user", 0, q.ring),
-    )?;
+    q.intercept(cfd.as_raw_fd(), c"user")?;
     let init = Proc::init(&cfd, || {
         join_new_session_keyring()?;
         let _ = request_user(c"kc:killed", c"x");
@@ -387,10 +389,7 @@ pub fn intercept_unanswered() -> Result<()> {
     // Unanswered, supervisor alive.
     let _timeout = Timeout::set(2)?;
     let cfd = h::create(&h::unique_name("iwait"), 0)?;
-    ok(
-        "KEYCTL_CONTAINER_INTERCEPT(user)",
-        k::container_intercept(cfd.as_raw_fd(), c"user", 0, q.ring),
-    )?;
+    q.intercept(cfd.as_raw_fd(), c"user")?;
     let mut init = Proc::init(&cfd, || {
         join_new_session_keyring()?;
         expect_unanswered(c"kc:unanswered")
@@ -414,10 +413,7 @@ pub fn intercept_unanswered() -> Result<()> {
     let mut supervisor = Proc::fork("a supervisor that dies", || {
         join_new_session_keyring()?;
         let mine = Queue::new(c"kc-dead-queue")?;
-        ok(
-            "KEYCTL_CONTAINER_INTERCEPT(*)",
-            k::container_intercept(c, c"*", 0, mine.ring),
-        )?;
+        mine.intercept(c, c"*")?;
         Ok(0)
     })?;
     supervisor.wait_exit(0)?;
@@ -452,20 +448,14 @@ pub fn intercept_nested() -> Result<()> {
     join_new_session_keyring()?;
     let qa = Queue::new(c"kc-outer")?;
     let a = h::create(&h::unique_name("nest-a"), 0)?;
-    ok(
-        "KEYCTL_CONTAINER_INTERCEPT(A, user)",
-        k::container_intercept(a.as_raw_fd(), c"user", 0, qa.ring),
-    )?;
+    qa.intercept(a.as_raw_fd(), c"user")?;
     let go = Pipe::new()?;
     let mut init = Proc::init(&a, || {
         join_new_session_keyring()?;
         let qb = Queue::new(c"kc-inner")?;
         let b1 = h::create(&h::unique_name("nest-b1"), 0)?;
         let b2 = h::create(&h::unique_name("nest-b2"), 0)?;
-        ok(
-            "KEYCTL_CONTAINER_INTERCEPT(B2, *)",
-            k::container_intercept(b2.as_raw_fd(), c"*", 0, qb.ring),
-        )?;
+        qb.intercept(b2.as_raw_fd(), c"*")?;
         go.wait();
         let member = |desc: &'static CStr, want: &'static [u8]| {
             move || {
@@ -481,13 +471,7 @@ pub fn intercept_nested() -> Result<()> {
         let mut in_b1 = Proc::init(&b1, member(c"kc:b1", b"outer"))?;
         let mut in_b2 = Proc::init(&b2, member(c"kc:b2", b"inner"))?;
         let (_, target) = qb.next(&in_b2)?;
-        answer(target, "KEYCTL_INSTANTIATE in B2's supervisor", || {
-            let d = k::describe(target)?;
-            if d.desc != "kc:b2" {
-                return Err(Errno::PROTO);
-            }
-            k::instantiate(target, b"inner")
-        })?;
+        instantiate_request(target, "kc:b2", b"inner")?;
         in_b2.wait_exit(0)?;
         in_b1.wait_exit(0)?;
         let left = ok("KEYCTL_READ(B2's queue)", k::keyring_keys(qb.ring))?;
@@ -499,13 +483,7 @@ pub fn intercept_nested() -> Result<()> {
     })?;
     go.open(1)?;
     let (_, target) = qa.next(&init)?;
-    answer(target, "KEYCTL_INSTANTIATE in A's supervisor", || {
-        let d: Description = k::describe(target)?;
-        if d.desc != "kc:b1" {
-            return Err(Errno::PROTO);
-        }
-        k::instantiate(target, b"outer")
-    })?;
+    instantiate_request(target, "kc:b1", b"outer")?;
     init.wait_exit(0)?;
     ensure!(
         qa.linked_since()? == 0,
@@ -553,8 +531,6 @@ pub const NAME: &CStr = c"kc-demo.example";
 /// outside holding an /etc/hosts that gives NAME `addr` and /bin/kc as
 /// /sbin/request-key: what `kc keyd` runs in it.
 pub fn resolver_container(tag: &str, addr: &str) -> Result<OwnedFd> {
-    use super::mount_calls::{mount_root, new_mount};
-    use rustix::fs::{Mode, OFlags};
     if std::fs::metadata("/bin/kc").is_err() {
         return Err(skip("/bin/kc: not in this image"));
     }
@@ -562,36 +538,16 @@ pub fn resolver_container(tag: &str, addr: &str) -> Result<OwnedFd> {
         &h::unique_name(tag),
         crate::uapi::CONTAINER_NEW_EMPTY_FS_NS | crate::uapi::CONTAINER_NEW_NET_NS,
     )?;
-    let root = new_mount(c"tmpfs", Some(cfd.as_raw_fd()), &[])
-        .map_err(|(step, e)| anyhow::anyhow!("{step} (tmpfs root): {e}"))?;
-    ok(
-        "move_mount(T_CONTAINER_ROOT)",
-        mount_root(&root, cfd.as_raw_fd()),
-    )?;
     let kc = std::fs::read("/bin/kc").context("reading /bin/kc")?;
     let hosts = format!("127.0.0.1 localhost\n{addr} {}\n", NAME.to_string_lossy());
-    for dir in ["etc", "sbin"] {
-        ok(
-            &format!("mkdirat(cfd, {dir})"),
-            rustix::fs::mkdirat(&cfd, dir, Mode::from_raw_mode(0o755)),
-        )?;
-    }
-    for (path, data, mode) in [
-        ("etc/hosts", hosts.as_bytes(), 0o644),
-        ("sbin/request-key", &kc[..], 0o755),
-    ] {
-        let fd = ok(
-            &format!("openat(cfd, {path})"),
-            rustix::fs::openat(
-                &cfd,
-                path,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC,
-                Mode::from_raw_mode(mode),
-            ),
-        )?;
-        std::io::Write::write_all(&mut std::fs::File::from(fd), data)
-            .with_context(|| format!("writing {path}"))?;
-    }
+    super::mount_calls::tmpfs_root_with(
+        &cfd,
+        &[
+            ("etc/hosts", hosts.as_bytes(), 0o644),
+            ("sbin/request-key", &kc, 0o755),
+        ],
+    )
+    .map_err(|(step, e)| anyhow::anyhow!("{step}: {e}"))?;
     Ok(cfd)
 }
 
@@ -679,10 +635,7 @@ pub fn intercept_privileged_member() -> Result<()> {
         join_new_session_keyring()?;
         let q = Queue::new(c"kc-unpriv")?;
         let cfd = h::create(&h::unique_name("isuid"), 0)?;
-        ok(
-            "KEYCTL_CONTAINER_INTERCEPT(user)",
-            k::container_intercept(cfd.as_raw_fd(), c"user", 0, q.ring),
-        )?;
+        q.intercept(cfd.as_raw_fd(), c"user")?;
         let mut init = Proc::init(&cfd, || {
             join_new_session_keyring()?;
             let run = |prog: &str, desc: &str| {
@@ -726,12 +679,7 @@ pub fn intercept_privileged_member() -> Result<()> {
             Ok(0)
         })?;
         let (_, target) = q.next(&init)?;
-        answer(target, "KEYCTL_INSTANTIATE", || {
-            if k::describe(target)?.desc != "kc:plain" {
-                return Err(Errno::PROTO);
-            }
-            k::instantiate(target, b"plain")
-        })?;
+        instantiate_request(target, "kc:plain", b"plain")?;
         init.wait_exit(0)?;
         ensure!(
             q.linked_since()? == 0,

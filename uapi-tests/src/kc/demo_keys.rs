@@ -11,8 +11,6 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
-use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
 
 use crate::keyctl::{self, KEY_SPEC_SESSION_KEYRING};
 use crate::{calls, errno_err, keyd, mount_calls, step, uapi::*, write_raw};
@@ -38,47 +36,22 @@ pub fn resolve() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&payload).into_owned())
 }
 
-/// Writes `data` to `path` (relative) in the container, through the cfd.
-fn write_in(cfd: &OwnedFd, path: &str, data: &[u8], mode: u32) -> Result<()> {
-    let fd = rustix::fs::openat(
-        cfd,
-        path,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode),
-    )
-    .map_err(|e| errno_err(&format!("openat(cfd, {path:?})"), e))?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(data)
-        .with_context(|| format!("writing {path} in the container"))
-}
-
-fn mkdir_in(cfd: &OwnedFd, path: &str) -> Result<()> {
-    match rustix::fs::mkdirat(cfd, path, Mode::from_raw_mode(0o755)) {
-        Ok(()) | Err(Errno::EXIST) => Ok(()),
-        Err(e) => Err(errno_err(&format!("mkdirat(cfd, {path:?})"), e)),
-    }
-}
-
 /// A container whose root holds its own /etc/hosts (NAME is `addr`) and this binary as
 /// /sbin/request-key.
 pub fn build(name: &str, addr: &str) -> Result<OwnedFd> {
     let cname = std::ffi::CString::new(name).context("NUL in the name")?;
     let cfd = calls::container_create(&cname, FLAGS)
-        .map_err(|e| errno_err(&format!("container_create({name:?})"), e))?;
-    let root = mount_calls::new_mount(c"tmpfs", Some(cfd.as_raw_fd()), &[(c"mode", c"0755")])
-        .map_err(|(step, e)| errno_err(&format!("{step} (tmpfs for {name})"), e))?;
-    mount_calls::mount_root(&root, cfd.as_raw_fd())
-        .map_err(|e| errno_err("move_mount(tmpfs, \"\", cfd, \"/\", T_CONTAINER_ROOT)", e))?;
-    mkdir_in(&cfd, "etc")?;
-    mkdir_in(&cfd, "sbin")?;
-    write_in(
-        &cfd,
-        "etc/hosts",
-        format!("127.0.0.1 localhost\n{addr} {NAME}\n").as_bytes(),
-        0o644,
-    )?;
+        .map_err(|e| errno_err(format!("container_create({name:?})"), e))?;
+    let hosts = format!("127.0.0.1 localhost\n{addr} {NAME}\n");
     let me = std::fs::read("/proc/self/exe").context("reading /proc/self/exe (kc)")?;
-    write_in(&cfd, "sbin/request-key", &me, 0o755)?;
+    mount_calls::tmpfs_root_with(
+        &cfd,
+        &[
+            ("etc/hosts", hosts.as_bytes(), 0o644),
+            ("sbin/request-key", &me, 0o755),
+        ],
+    )
+    .map_err(|(step, e)| errno_err(format!("{step} in {name}'s root"), e))?;
     Ok(cfd)
 }
 

@@ -26,6 +26,7 @@ use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions};
 
 use crate::keyctl::{self, KEY_SPEC_SESSION_KEYRING};
+use crate::{errno_err, last_errno, reap};
 
 /// `eprintln!` that never panics: keyd must outlive a closed stderr.
 macro_rules! say {
@@ -105,10 +106,6 @@ pub struct Keyd<'a> {
     verbose: bool,
 }
 
-fn errno(what: impl Into<String>, e: Errno) -> anyhow::Error {
-    anyhow::anyhow!("{}: {e}", what.into())
-}
-
 impl<'a> Keyd<'a> {
     /// Sets up the queue and the intercepts; the container's requests for `types`
     /// come to this keyd from now on.
@@ -120,21 +117,21 @@ impl<'a> Keyd<'a> {
     ) -> Result<Self> {
         // The helpers run in the container: they must not inherit its cfd.
         rustix::io::fcntl_setfd(cfd, rustix::io::FdFlags::CLOEXEC).map_err(|e| {
-            errno(
+            errno_err(
                 format!("fcntl(F_SETFD, FD_CLOEXEC) on cfd {}", cfd.as_raw_fd()),
                 e,
             )
         })?;
         keyctl::join_new_session_keyring()
-            .map_err(|e| errno("keyctl(KEYCTL_JOIN_SESSION_KEYRING) for the queue", e))?;
+            .map_err(|e| errno_err("keyctl(KEYCTL_JOIN_SESSION_KEYRING) for the queue", e))?;
         let queue = keyctl::add_key(c"keyring", c"kc-keyd", &[], KEY_SPEC_SESSION_KEYRING)
-            .map_err(|e| errno("add_key(keyring, \"kc-keyd\") in the session keyring", e))?;
+            .map_err(|e| errno_err("add_key(keyring, \"kc-keyd\") in the session keyring", e))?;
         keyctl::setperm(queue, KEY_POS_ALL)
-            .map_err(|e| errno(format!("KEYCTL_SETPERM on the queue keyring {queue}"), e))?;
+            .map_err(|e| errno_err(format!("KEYCTL_SETPERM on the queue keyring {queue}"), e))?;
         let pipe = keyctl::WatchPipe::new(256)
-            .map_err(|e| errno("pipe2(O_NOTIFICATION_PIPE) and IOC_WATCH_QUEUE_SET_SIZE (needs CONFIG_WATCH_QUEUE)", e))?;
+            .map_err(|e| errno_err("pipe2(O_NOTIFICATION_PIPE) and IOC_WATCH_QUEUE_SET_SIZE (needs CONFIG_WATCH_QUEUE)", e))?;
         pipe.watch(queue, 1).map_err(|e| {
-            errno(
+            errno_err(
                 format!("KEYCTL_WATCH_KEY on the queue keyring {queue} (needs CONFIG_KEY_NOTIFICATIONS)"),
                 e,
             )
@@ -147,7 +144,7 @@ impl<'a> Keyd<'a> {
             .collect::<Result<_>>()?;
         for ty in &types {
             keyctl::container_intercept(cfd.as_raw_fd(), ty, 0, queue).map_err(|e| {
-                errno(
+                errno_err(
                     format!(
                         "keyctl(KEYCTL_CONTAINER_INTERCEPT, cfd {}, {ty:?}, 0, {queue})",
                         cfd.as_raw_fd()
@@ -186,7 +183,7 @@ impl<'a> Keyd<'a> {
     pub fn serve(&mut self, init: libc::pid_t) -> Result<Counts> {
         let pid = Pid::from_raw(init).with_context(|| format!("init pid {init}: not a pid"))?;
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-            .map_err(|e| errno(format!("pidfd_open({init}), the container's init"), e))?;
+            .map_err(|e| errno_err(format!("pidfd_open({init}), the container's init"), e))?;
         let result = self.serve_with(init, &pidfd);
         // The container is dead or keyd failed: nothing more comes to this queue.
         for ty in &self.types {
@@ -212,14 +209,17 @@ impl<'a> Keyd<'a> {
             ];
             match rustix::event::poll(&mut fds, Some(&timeout)) {
                 Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(errno("poll(watch pipe, cfd)", e)),
+                Err(e) => return Err(errno_err("poll(watch pipe, cfd)", e)),
             }
             let notified = fds[0].revents().contains(PollFlags::IN);
             dead |= !fds[1].revents().is_empty();
             if notified {
                 // The notifications only say "look": the queue itself is the truth
                 // (and after a lost notification, the only one).
-                let _ = self.pipe.read().map_err(|e| errno("read(watch pipe)", e))?;
+                let _ = self
+                    .pipe
+                    .read()
+                    .map_err(|e| errno_err("read(watch pipe)", e))?;
             }
             self.scan()?;
             self.reap()?;
@@ -233,7 +233,7 @@ impl<'a> Keyd<'a> {
     /// Takes the new authorisation keys in the queue.
     fn scan(&mut self) -> Result<()> {
         let keys = keyctl::keyring_keys(self.queue).map_err(|e| {
-            errno(
+            errno_err(
                 format!("KEYCTL_READ of the queue keyring {}", self.queue),
                 e,
             )
@@ -305,7 +305,7 @@ impl<'a> Keyd<'a> {
         for pid in pids {
             let p = Pid::from_raw(pid).context("a helper's pid")?;
             let status = rustix::process::waitpid(Some(p), WaitOptions::NOHANG)
-                .map_err(|e| errno(format!("waitpid(helper {pid})"), e))?;
+                .map_err(|e| errno_err(format!("waitpid(helper {pid})"), e))?;
             match status {
                 Some((_, status)) => {
                     let Some(run) = self.running.remove(&pid) else {
@@ -387,11 +387,11 @@ pub fn spawn(
     limits: Limits,
     verbose: bool,
 ) -> Result<Spawned> {
-    let (ready_rx, ready_tx) = rustix::pipe::pipe().map_err(|e| errno("pipe", e))?;
-    let (init_rx, init_tx) = rustix::pipe::pipe().map_err(|e| errno("pipe", e))?;
+    let (ready_rx, ready_tx) = rustix::pipe::pipe().map_err(|e| errno_err("pipe", e))?;
+    let (init_rx, init_tx) = rustix::pipe::pipe().map_err(|e| errno_err("pipe", e))?;
     // SAFETY: the caller is single-threaded; the child runs keyd and exits.
     match unsafe { libc::fork() } {
-        -1 => Err(errno("fork (kc keyd)", last_errno())),
+        -1 => Err(errno_err("fork (kc keyd)", last_errno())),
         0 => {
             drop((ready_rx, init_tx));
             let code = match run_spawned(cfd, types, limits, verbose, ready_tx, init_rx) {
@@ -407,11 +407,9 @@ pub fn spawn(
             drop((ready_tx, init_rx));
             let mut b = [0u8; 1];
             let n = rustix::io::read(&ready_rx, &mut b)
-                .map_err(|e| errno("read (kc keyd ready)", e))?;
+                .map_err(|e| errno_err("read (kc keyd ready)", e))?;
             if n != 1 {
-                let mut status = 0;
-                // SAFETY: status is a valid out pointer.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
+                let status = reap(pid)?;
                 bail!("kc keyd (pid {pid}) failed to set up (status {status:#x}); see its message above");
             }
             Ok(Spawned {
@@ -431,14 +429,14 @@ fn run_spawned(
     init_rx: OwnedFd,
 ) -> Result<()> {
     let mut daemon = Keyd::new(cfd, types, limits, verbose)?;
-    rustix::io::write(&ready_tx, b"r").map_err(|e| errno("write (ready)", e))?;
+    rustix::io::write(&ready_tx, b"r").map_err(|e| errno_err("write (ready)", e))?;
     drop(ready_tx);
     let mut pid = [0u8; 4];
     match rustix::io::read(&init_rx, &mut pid) {
         Ok(4) => {}
         // No init was started: nothing to serve.
         Ok(_) => return Ok(()),
-        Err(e) => return Err(errno("read (the init's pid)", e)),
+        Err(e) => return Err(errno_err("read (the init's pid)", e)),
     }
     let counts = daemon.serve(i32::from_ne_bytes(pid))?;
     if verbose {
@@ -457,26 +455,14 @@ impl Spawned {
     pub fn start(&mut self, init: libc::pid_t) -> Result<()> {
         let tx = self.init_tx.take().context("kc keyd was started already")?;
         rustix::io::write(&tx, &init.to_ne_bytes())
-            .map_err(|e| errno("write (the init's pid to kc keyd)", e))?;
+            .map_err(|e| errno_err("write (the init's pid to kc keyd)", e))?;
         Ok(())
     }
 
     /// Waits for keyd to end (once the container is dead); its exit status.
     pub fn wait(mut self) -> Result<i32> {
         drop(self.init_tx.take());
-        let mut status = 0;
-        loop {
-            // SAFETY: status is a valid out pointer.
-            if unsafe { libc::waitpid(self.pid, &mut status, 0) } == self.pid {
-                return Ok(status);
-            }
-            if last_errno() != Errno::INTR {
-                return Err(errno(
-                    format!("waitpid(kc keyd {})", self.pid),
-                    last_errno(),
-                ));
-            }
-        }
+        reap(self.pid)
     }
 }
 
@@ -584,7 +570,7 @@ impl Helper {
         // SAFETY: keyd is single-threaded; the child only makes raw system calls on
         // memory prepared before the fork, then execs or exits.
         match unsafe { libc::fork() } {
-            -1 => Err(errno("fork (a helper)", last_errno())),
+            -1 => Err(errno_err("fork (a helper)", last_errno())),
             0 => unsafe { self.child(pidfd, &argv, &envp) },
             pid => Ok(pid),
         }
@@ -655,10 +641,6 @@ unsafe fn die(msg: &[u8]) -> ! {
         libc::write(2, msg.as_ptr().cast(), msg.len());
         libc::_exit(127)
     }
-}
-
-fn last_errno() -> Errno {
-    Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
 /// The real id on a "Uid:" or "Gid:" line of /proc/PID/status.

@@ -116,8 +116,8 @@ fn key_main(args: &[String]) -> Result<u8> {
     let (cty, cdesc) = (c(ty)?, c(desc)?);
     let callout = callout.map(|s| c(s)).transpose()?;
     let key = keyctl::request_key(&cty, &cdesc, callout.as_deref(), 0)
-        .map_err(|e| errno_err(&format!("request_key({ty}, {desc})"), e))?;
-    let payload = keyctl::read(key).map_err(|e| errno_err(&format!("KEYCTL_READ({key})"), e))?;
+        .map_err(|e| errno_err(format!("request_key({ty}, {desc})"), e))?;
+    let payload = keyctl::read(key).map_err(|e| errno_err(format!("KEYCTL_READ({key})"), e))?;
     println!("{}", String::from_utf8_lossy(&payload));
     Ok(0)
 }
@@ -189,7 +189,7 @@ fn keyd_main(args: &[String]) -> Result<u8> {
     Ok(0)
 }
 
-fn errno_err(what: &str, e: Errno) -> anyhow::Error {
+fn errno_err(what: impl std::fmt::Display, e: Errno) -> anyhow::Error {
     anyhow::anyhow!("{what}: {e}")
 }
 
@@ -297,7 +297,7 @@ fn reap(pid: libc::pid_t) -> Result<c_int> {
         }
         let e = last_errno();
         if e != Errno::INTR {
-            return Err(errno_err(&format!("waitpid({pid})"), e));
+            return Err(errno_err(format!("waitpid({pid})"), e));
         }
     }
 }
@@ -513,7 +513,7 @@ fn run(args: &[String]) -> Result<u8> {
     let cname = CString::new(name.as_str()).context("NUL in the name")?;
     let cfd = calls::container_create(&cname, flags).map_err(|e| {
         errno_err(
-            &format!("container_create({name:?}, {})", flag_names(flags)),
+            format!("container_create({name:?}, {})", flag_names(flags)),
             e,
         )
     })?;
@@ -582,7 +582,7 @@ fn assemble_root(cfd: &OwnedFd, dir: &Path) -> Result<()> {
     let fd = cfd.as_raw_fd();
     let mount = |fstype: &CStr, params: &[(&CStr, &CStr)]| {
         mount_calls::new_mount(fstype, Some(fd), params)
-            .map_err(|(step, e)| errno_err(&format!("{step} ({})", fstype.to_string_lossy()), e))
+            .map_err(|(step, e)| errno_err(format!("{step} ({})", fstype.to_string_lossy()), e))
     };
     let root = mount(c"tmpfs", &[(c"mode", c"0755")])?;
     mount_calls::mount_root(&root, fd)
@@ -623,7 +623,7 @@ fn copy_in(cfd: &OwnedFd, src: &Path, rel: &Path) -> Result<usize> {
         let ft = meta.file_type();
         let what = |call: &str, e: Errno| {
             errno_err(
-                &format!("--rootfs: {call}(cfd, {:?}) for {}", rel, host.display()),
+                format!("--rootfs: {call}(cfd, {:?}) for {}", rel, host.display()),
                 e,
             )
         };
