@@ -344,6 +344,10 @@ static TESTS: &[Test] = &[
         "container_handle_clone3_errors",
         container::handle::clone3_errors,
     ),
+    Test::new(
+        "container_handle_init_untraced",
+        container::handle::init_untraced,
+    ),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 

@@ -981,3 +981,100 @@ pub fn clone3_errors() -> Result<()> {
     })?;
     p.wait_exit(0)
 }
+
+/// A tracer following the caller's forks (PTRACE_O_TRACEFORK, _VFORK, _CLONE) does not
+/// follow into the container: fork_into_container() and clone3(CLONE_INTO_CONTAINER)
+/// start init untraced, so the tracer sees no fork event and no stop of init, and the
+/// caller reaps init's exit(0) as usual.
+pub fn init_untraced() -> Result<()> {
+    for via_clone3 in [false, true] {
+        let how = if via_clone3 {
+            "clone3(CLONE_INTO_CONTAINER)"
+        } else {
+            "fork_into_container()"
+        };
+        let (_name, cfd) = create("untraced", 0)?;
+        let mut tracee = sys::fork_child(|| {
+            // SAFETY: a fresh single-threaded child asks to be traced and stops.
+            unsafe {
+                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+                libc::raise(libc::SIGSTOP);
+            }
+            let started = if via_clone3 {
+                // SAFETY: single-threaded child; no pointers in the arguments.
+                unsafe { ioctl::clone3_into(cfd.as_fd(), fork_args()) }
+            } else {
+                // SAFETY: single-threaded child.
+                unsafe { super::calls::fork_into_container(cfd.as_raw_fd()) }
+            };
+            match started {
+                // SAFETY: init ends at once.
+                Ok(0) => unsafe { libc::_exit(0) },
+                Ok(pid) => {
+                    let mut status = 0;
+                    // SAFETY: waiting for our own child.
+                    unsafe { libc::waitpid(pid, &mut status, 0) };
+                    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+                        0
+                    } else {
+                        2
+                    }
+                }
+                Err(_) => 3,
+            }
+        })?;
+        let pid = tracee.pid;
+        let mut status = 0;
+        // SAFETY: waiting for our own child's stop.
+        unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        ensure!(
+            libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGSTOP,
+            "tracee: {}",
+            sys::describe_status(status)
+        );
+        let options =
+            libc::PTRACE_O_TRACEFORK | libc::PTRACE_O_TRACEVFORK | libc::PTRACE_O_TRACECLONE;
+        // SAFETY: ptrace requests on our stopped tracee.
+        unsafe {
+            libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, options);
+            libc::ptrace(libc::PTRACE_CONT, pid, 0, 0);
+        }
+        let mut seen = Vec::new();
+        let code = loop {
+            // SAFETY: waiting for any child of ours, traced ones included.
+            let who = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+            ensure!(who > 0, "waitpid: {}", errno_name(sys::last_errno()));
+            if who == pid && libc::WIFEXITED(status) {
+                break libc::WEXITSTATUS(status);
+            }
+            ensure!(
+                who == pid || libc::WIFSTOPPED(status),
+                "pid {who}: {}",
+                sys::describe_status(status)
+            );
+            if libc::WIFSTOPPED(status) {
+                let (sig, event) = (libc::WSTOPSIG(status), status >> 16);
+                if who == pid && event == 0 {
+                    // A signal for the tracee (SIGCHLD from init): deliver it.
+                    // SAFETY: resumes our stopped tracee with its signal.
+                    unsafe { libc::ptrace(libc::PTRACE_CONT, who, 0, sig) };
+                    continue;
+                }
+                seen.push(format!("pid {who} stopped (signal {sig}, event {event})"));
+                let request = if who == pid {
+                    libc::PTRACE_CONT
+                } else {
+                    libc::PTRACE_DETACH
+                };
+                // SAFETY: resumes (or lets go of) a tracee stopped for us.
+                unsafe { libc::ptrace(request, who, 0, 0) };
+            }
+        };
+        tracee.reaped();
+        ensure!(
+            code == 0 && seen.is_empty(),
+            "{how} under a fork-following tracer: exit {code}, tracer saw {seen:?}"
+        );
+    }
+    Ok(())
+}
