@@ -348,6 +348,19 @@ static TESTS: &[Test] = &[
         "container_handle_init_untraced",
         container::handle::init_untraced,
     ),
+    Test::new(
+        "container_handle_namespaces_leader_gone",
+        container::handle::namespaces_leader_gone,
+    ),
+    Test::new(
+        "container_handle_init_invisible",
+        container::handle::init_invisible,
+    ),
+    Test::new(
+        "container_handle_init_pidfd_vs_reap",
+        container::handle::init_pidfd_vs_reap,
+    )
+    .timeout(120),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 

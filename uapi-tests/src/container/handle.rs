@@ -307,7 +307,8 @@ pub fn fdinfo_lines() -> Result<()> {
     h::require(&[Call::Create, Call::Fork, Call::Wait])?;
     let name = CString::new("fd info\n\\x").context("name")?;
     let flags = CONTAINER_NEW_IPC_NS;
-    let cfd = h::create(&name, flags)?;
+    // CONTAINER_FD_CLOEXEC concerns the creator's fd: not among the flags shown.
+    let cfd = h::create(&name, flags | CONTAINER_FD_CLOEXEC)?;
     require_ioctls(&cfd)?;
     let id = ok("CONTAINER_GET_ID", ioctl::get_id(cfd.as_fd()))?;
     let want = |state: &str, members: u32| {
@@ -1075,6 +1076,130 @@ pub fn init_untraced() -> Result<()> {
             code == 0 && seen.is_empty(),
             "{how} under a fork-following tracer: exit {code}, tracer saw {seen:?}"
         );
+    }
+    Ok(())
+}
+
+/// Init is a process, not its main thread: after the main thread's pthread_exit() the
+/// namespace ioctls still answer from a live thread of init (the container still runs),
+/// and the container dies with the status of the last thread's exit.
+pub fn namespaces_leader_gone() -> Result<()> {
+    let (_name, cfd) = create("nsleader", CONTAINER_NEW_UTS_NS)?;
+    let ready = Pipe::new()?;
+    let gate = Pipe::new()?;
+    let mut init = Proc::init(&cfd, || {
+        let gate_rx = gate.rx.as_raw_fd();
+        std::thread::spawn(move || {
+            sys::raw_wait_byte(gate_rx);
+            // SAFETY: ends the whole process from its last thread.
+            unsafe { libc::_exit(5) }
+        });
+        ready.send_i64(0)?;
+        // SAFETY: exit(2) ends only the main thread (pthread_exit() without its
+        // unwinding); the other thread goes on.
+        unsafe { libc::syscall(libc::SYS_exit, 0) };
+        bail!("exit(2) returned")
+    })?;
+    ready.recv_i64(Some(&init))?;
+    // Until the leader has gone, the ioctl could answer from it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sys::read_text(format!("/proc/{}/status", init.pid()))?.contains("State:\tZ") {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "init's main thread did not exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let info = info(&cfd, "main thread gone")?;
+    ensure!(
+        info.state == CONTAINER_STATE_STARTED && info.nr_members == 1,
+        "after pthread_exit() of the main thread: {info:?}"
+    );
+    ok(
+        "CONTAINER_GET_UTS_NAMESPACE after the main thread's pthread_exit()",
+        ioctl::get_namespace(cfd.as_fd(), Ns::Uts),
+    )?;
+    ok(
+        "CONTAINER_GET_INIT_PIDFD after the main thread's pthread_exit()",
+        ioctl::get_init_pidfd(cfd.as_fd()),
+    )?;
+    gate.open(1)?;
+    init.wait_exit(5)
+}
+
+/// A holder of the cfd to whom init is not visible (a process in a pid namespace of its
+/// own, which init is outside) gets neither init's pidfd nor its namespaces: ESRCH, as
+/// pidfd_open() of a pid it cannot name; CONTAINER_GET_INFO has no init pid for it.
+pub fn init_invisible() -> Result<()> {
+    let (_name, cfd) = create("invisible", 0)?;
+    let init = Held::start(&cfd, 0, || Ok(()))?;
+    let (ours, theirs) = h::socketpair()?;
+    let report = Pipe::new()?;
+    let mut outer = Proc::fork("a process with a pid namespace of its own", || {
+        unshare(libc::CLONE_NEWPID)?;
+        let mut inner = Proc::fork("pid 1 of that namespace", || {
+            let got = h::recv_fd(&theirs)?;
+            let pidfd = ioctl::get_init_pidfd(got.as_fd()).err();
+            let uts = ioctl::get_namespace(got.as_fd(), Ns::Uts).err();
+            let info = ok("CONTAINER_GET_INFO", ioctl::get_info(got.as_fd()))?;
+            report.send_i64s(&[
+                pidfd.map_or(0, |e| i64::from(e.raw_os_error())),
+                uts.map_or(0, |e| i64::from(e.raw_os_error())),
+                i64::from(info.mask & CONTAINER_INFO_INIT_PID != 0),
+            ])?;
+            Ok(0)
+        })?;
+        inner.wait_exit(0)?;
+        Ok(0)
+    })?;
+    h::send_fd(&ours, &cfd)?;
+    let got = report.recv_i64s(3, Some(&outer))?;
+    let want = [i64::from(libc::ESRCH), i64::from(libc::ESRCH), 0];
+    ensure!(
+        got == want,
+        "[GET_INIT_PIDFD, GET_UTS_NAMESPACE errno, INIT_PID given] for an invisible init: \
+         {got:?}, expected {want:?}"
+    );
+    outer.wait_exit(0)?;
+    init.release()
+}
+
+/// CONTAINER_GET_INIT_PIDFD racing the reaping of init (the pid is the container's, so
+/// a reaped init is ESRCH, never a crash): 200 rounds of an init that exits at once,
+/// reaped while another thread asks for its pidfd in a loop.
+pub fn init_pidfd_vs_reap() -> Result<()> {
+    h::require(&[Call::Create, Call::Fork, Call::Wait])?;
+    let probe = h::create(&h::unique_name("reapprobe"), 0)?;
+    require_ioctls(&probe)?;
+    for round in 0..200 {
+        let cfd = h::create(&h::unique_name("reap"), 0)?;
+        // SAFETY: the child only calls _exit, which is async-signal-safe.
+        let pid = match unsafe { super::calls::fork_into_container(cfd.as_raw_fd()) } {
+            Ok(0) => unsafe { libc::_exit(0) },
+            Ok(pid) => pid,
+            Err(e) => bail!("round {round}: fork_into_container: {}", errno_name(e)),
+        };
+        let raw = cfd.as_raw_fd();
+        let asker = std::thread::spawn(move || -> std::result::Result<u32, Errno> {
+            // SAFETY: the cfd outlives the thread (joined below).
+            let cfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+            let mut pidfds = 0;
+            for _ in 0..50 {
+                match ioctl::get_init_pidfd(cfd) {
+                    Ok(_) => pidfds += 1,
+                    Err(Errno::SRCH) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(pidfds)
+        });
+        let mut child = sys::Child::adopt(pid);
+        child.wait_success()?;
+        match asker.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("round {round}: CONTAINER_GET_INIT_PIDFD: {}", errno_name(e)),
+            Err(_) => bail!("round {round}: the asking thread panicked"),
+        }
     }
     Ok(())
 }
