@@ -4,7 +4,7 @@
 //! 128 + the signal).
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -113,6 +113,5 @@ pub fn main(args: Args) -> Result<u8> {
         describe_status(status),
         describe_rusage(&ru)
     );
-    let _ = cfd.as_raw_fd();
     Ok(exit_code(status))
 }
