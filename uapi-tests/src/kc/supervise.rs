@@ -375,8 +375,10 @@ struct Member {
 impl Member {
     fn open(pid: u32) -> Result<Self> {
         let p = rustix::process::Pid::from_raw(pid as i32).context("pid 0 in a notification")?;
-        let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
-            .map_err(|e| errno_err(format!("pidfd_open({pid})"), e))?;
+        // PIDFD_THREAD (O_EXCL): the notification names the thread that made the call.
+        let thread = rustix::process::PidfdFlags::from_bits_retain(libc::O_EXCL as _);
+        let pidfd = rustix::process::pidfd_open(p, thread)
+            .map_err(|e| errno_err(format!("pidfd_open({pid}, PIDFD_THREAD)"), e))?;
         let open = |what: &str, flags: OFlags| {
             rustix::fs::open(format!("/proc/{pid}/{what}"), flags, Mode::empty())
                 .map_err(|e| errno_err(format!("open(/proc/{pid}/{what})"), e))
