@@ -364,7 +364,7 @@ pub fn usage() -> Result<()> {
     ] {
         let (code, _, err) = run(args, Duration::from_secs(10))?;
         ensure!(
-            code == 2 && err.contains(names) && err.contains("Usage: kc"),
+            code == 2 && err.starts_with("error: ") && err.contains(names),
             "kc {args:?}: exit {code} (want 2), stderr naming {names:?}:\n{err}"
         );
     }
