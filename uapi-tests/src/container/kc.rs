@@ -76,9 +76,17 @@ impl Kc {
 
     /// The next stdout line, within `limit`.
     pub fn line(&self, limit: Duration) -> Result<String> {
-        self.lines
-            .recv_timeout(limit)
-            .with_context(|| format!("kc {}: no line on stdout within {limit:?}", self.args))
+        self.lines.recv_timeout(limit).map_err(|e| {
+            // Failing anyway: kc's stderr says why.
+            let err = self
+                .stderr
+                .recv_timeout(Duration::from_secs(1))
+                .unwrap_or_default();
+            anyhow::anyhow!(
+                "kc {}: no line on stdout within {limit:?} ({e}); stderr:\n{err}",
+                self.args
+            )
+        })
     }
 
     /// Writes a line to kc's stdin (which the container's init inherits).
