@@ -28,7 +28,7 @@ const MS_REC: libc::c_ulong = 16384;
 const MS_REMOUNT: libc::c_ulong = 32;
 const MS_NOSUID: libc::c_ulong = 2;
 /// Rounds of each race in `toctou`.
-const ROUNDS: usize = 150;
+const ROUNDS: usize = 400;
 /// How long a step of a member may take (a bound for a failure).
 const STEP: Duration = Duration::from_secs(20);
 
@@ -525,9 +525,10 @@ fn member_toctou(d: &str) -> Result<()> {
                     std::ptr::copy_nonoverlapping(src.as_ptr(), src_addr as *mut u8, src.len());
                 }
                 i += 1;
-                if i.is_multiple_of(64) {
-                    std::thread::yield_now();
-                }
+                // One flip each time the flipper runs (the lab's kernel is
+                // uniprocessor): a read after a context switch, such as the kernel's
+                // second read of a continued call, sees the other value half the time.
+                std::thread::yield_now();
             }
         })
     };
