@@ -28,7 +28,10 @@
 //! (`open_tree(OPEN_TREE_CLONE)`, not recursive). An allowed device node is made by a
 //! helper that takes the member's fsuid, fsgid and umask, so the directory's permissions
 //! apply as for the member. A helper that does not finish within [`HELPER_LIMIT`] is
-//! killed and the request fails with EPERM.
+//! killed and the request fails with EPERM. Helpers make themselves non-dumpable before
+//! entering anything of the member's, so that a member, even root in its own user
+//! namespace, can neither ptrace one nor reach the fds it inherited from kc (the
+//! listener, the cfd, the member's pidfd) through `/proc`.
 //!
 //! **Who holds the listener and what it allows.** Only this kc process: the init closes
 //! its copy before exec, and the fd is close-on-exec in kc, so no member and no program
@@ -597,6 +600,14 @@ fn fork_run(work: impl FnOnce() -> Result<(), Errno>) -> Result<libc::pid_t, Err
     match unsafe { libc::fork() } {
         -1 => Err(last_errno()),
         0 => {
+            // Before it enters any of the member's namespaces: a member (even root in
+            // its own user namespace) may not ptrace the helper nor reach its fds (the
+            // listener, the cfd, host mounts) through /proc.
+            // SAFETY: prctl with integer arguments.
+            if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+                // SAFETY: leaves the helper without running kc's destructors.
+                unsafe { libc::_exit(libc::EPERM) }
+            }
             let code = match work() {
                 Ok(()) => 0,
                 Err(e) => e.raw_os_error().clamp(1, 255),
