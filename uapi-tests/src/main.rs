@@ -326,6 +326,7 @@ static TESTS: &[Test] = &[
     .timeout(60),
     Test::new("container_kc_kill", container::kc::kill).timeout(60),
     Test::new("container_kc_ps_json", container::kc::ps_json).timeout(60),
+    Test::new("container_kc_exec", container::kc::exec).timeout(60),
     Test::new("container_supervise_allowed", container::supervise::allowed).timeout(60),
     Test::new(
         "container_supervise_forbidden",

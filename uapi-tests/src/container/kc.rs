@@ -394,3 +394,32 @@ pub fn usage() -> Result<()> {
     );
     Ok(())
 }
+
+/// `kc exec` runs a command in a running container's namespaces (not as a member):
+/// with part 4 of the series it prints the container's hostname; without it (ENOTTY)
+/// it fails saying that it needs part 4, naming the ioctl.
+pub fn exec() -> Result<()> {
+    require_kc()?;
+    let name = h::unique_name("exec").to_string_lossy().into_owned();
+    let script = "kc start -- /bin/sh -c 'hostname inside; exec sleep 1000' > /dev/null; \
+                  sleep 0.5; kc exec -- /bin/hostname; echo \"exec $?\"; \
+                  kc kill KILL; kc wait > /dev/null";
+    let (code, out, err) = run(
+        &[
+            "create", "--ns", "uts,pid", &name, "--", "/bin/sh", "-c", script,
+        ],
+        Duration::from_secs(30),
+    )?;
+    ensure!(code == 0, "kc create exited {code}; stderr:\n{err}");
+    if err.contains("ENOTTY") {
+        expect_lines("kc exec without part 4", &out, &["exec 1"], &err)?;
+        ensure!(
+            err.contains("ioctl(fd 3, CONTAINER_GET_INIT_PIDFD): ENOTTY")
+                && err.contains("needs part 4 of the series"),
+            "kc exec's error does not say what is missing:\n{err}"
+        );
+    } else {
+        expect_lines("kc exec", &out, &["inside", "exec 0"], &err)?;
+    }
+    Ok(())
+}
