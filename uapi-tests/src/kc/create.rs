@@ -7,7 +7,7 @@
 //! replaced. Exit status: CMD's (kc execs it).
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result};
 
@@ -54,8 +54,8 @@ pub fn main(args: Args) -> Result<u8> {
             .map_err(|e| errno_err("fcntl(3, F_SETFD, 0)", e))?;
         std::mem::forget(cfd);
     } else {
-        // SAFETY: dup2 onto fd 3, which kc does not otherwise use; the new fd is then
-        // owned here and deliberately kept open across exec.
+        // SAFETY: dup2 onto fd 3, which kc does not otherwise use; the copy is left
+        // open (without FD_CLOEXEC) for CMD, and nothing in kc closes it.
         let r = unsafe { libc::dup2(cfd.as_raw_fd(), FD) };
         if r != FD {
             return Err(errno_err(
@@ -63,8 +63,6 @@ pub fn main(args: Args) -> Result<u8> {
                 last_errno(),
             ));
         }
-        // SAFETY: fd 3 is now a copy of the cfd that nothing else owns.
-        std::mem::forget(unsafe { OwnedFd::from_raw_fd(FD) });
     }
     std::env::set_var(KC_FD, FD.to_string());
     argv.exec()
