@@ -318,6 +318,37 @@ static TESTS: &[Test] = &[
     .timeout(30),
     Test::new("container_upcall_keyd_demo", container::upcall::keyd_demo).timeout(60),
     Test::new("container_stress_keyd_flood", container::stress::keyd_flood).timeout(180),
+    // uapi.md §4: the container fd as a handle.
+    Test::new("container_handle_get_id", container::handle::get_id),
+    Test::new(
+        "container_handle_info_lifecycle",
+        container::handle::info_lifecycle,
+    ),
+    Test::new(
+        "container_handle_info_per_caller",
+        container::handle::info_per_caller,
+    ),
+    Test::new("container_handle_info_sizes", container::handle::info_sizes),
+    Test::new("container_handle_fdinfo", container::handle::fdinfo_lines),
+    Test::new("container_handle_init_pidfd", container::handle::init_pidfd),
+    Test::new("container_handle_namespaces", container::handle::namespaces),
+    Test::new(
+        "container_handle_namespaces_permission",
+        container::handle::namespaces_permission,
+    )
+    .timeout(60),
+    Test::new(
+        "container_handle_clone3_start",
+        container::handle::clone3_start,
+    ),
+    Test::new(
+        "container_handle_clone3_errors",
+        container::handle::clone3_errors,
+    ),
+    Test::new(
+        "container_handle_init_untraced",
+        container::handle::init_untraced,
+    ),
     Test::new("container_kc_usage", container::kc::usage).timeout(60),
     Test::new(
         "container_kc_create_start_wait",

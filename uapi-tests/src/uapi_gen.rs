@@ -3,9 +3,11 @@
 //! Shared by `build.rs` (through `#[path]`) and the unit tests of the binary, so the
 //! parser is tested with `cargo test -p uapi-tests`. Only what the headers of
 //! `make headers_install` actually use is understood: object-like `#define NAME VALUE`
-//! macros whose value is an integer literal, a parenthesised one, or the name of another
-//! macro (an alias), and enumerators with or without an explicit value
-//! (`enum fsconfig_command` in `<linux/mount.h>` is an enum, not macros).
+//! macros whose value is an integer literal, a parenthesised one, a left shift of two
+//! (`(1ULL << 38)`), the name of another macro (an alias), or an ioctl number
+//! (`_IO`/`_IOR`/`_IOW`/`_IOWR` of integers or names, with the argument types the series'
+//! ioctls use), and enumerators with or without an explicit value (`enum
+//! fsconfig_command` in `<linux/mount.h>` is an enum, not macros).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -38,6 +40,19 @@ const UNISTD: &str = "asm/unistd_64.h";
 const CONTAINER: &str = "linux/container.h";
 const KEYCTL: &str = "linux/keyctl.h";
 const MOUNT: &str = "linux/mount.h";
+const SCHED: &str = "linux/sched.h";
+
+/// x86-64's `_IOC()` encoding of an ioctl without an argument (`_IO`).
+const fn io(ty: i128, nr: i128) -> i128 {
+    (ty << 8) | nr
+}
+
+/// `_IOR` (`dir` 2), `_IOW` (1) or `_IOWR` (3) on x86-64.
+const fn ioc(dir: i128, ty: i128, nr: i128, size: i128) -> i128 {
+    (dir << 30) | (size << 16) | (ty << 8) | nr
+}
+
+const CONTAINER_MAGIC: i128 = 0xC7;
 
 /// Everything the tests take from the headers, in uapi.md order.
 pub const WANTED: &[Wanted] = &[
@@ -61,6 +76,87 @@ pub const WANTED: &[Wanted] = &[
     want("KEYCTL_CONTAINER_INTERCEPT", KEYCTL, "libc::c_int", 34),
     want("FSCONFIG_SET_CONTAINER", MOUNT, "u32", 9),
     want("MOVE_MOUNT_T_CONTAINER_ROOT", MOUNT, "u32", 0x80),
+    // uapi.md §4: the ioctls on a cfd (magic and numbers are the series' choice).
+    want("CONTAINER_IOCTL_MAGIC", CONTAINER, "u32", CONTAINER_MAGIC),
+    want(
+        "CONTAINER_GET_ID",
+        CONTAINER,
+        "libc::Ioctl",
+        ioc(2, CONTAINER_MAGIC, 1, 8),
+    ),
+    want(
+        "CONTAINER_GET_INFO",
+        CONTAINER,
+        "libc::Ioctl",
+        ioc(3, CONTAINER_MAGIC, 2, 64),
+    ),
+    want(
+        "CONTAINER_GET_INIT_PIDFD",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 3),
+    ),
+    want(
+        "CONTAINER_GET_CGROUP_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 4),
+    ),
+    want(
+        "CONTAINER_GET_IPC_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 5),
+    ),
+    want(
+        "CONTAINER_GET_MNT_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 6),
+    ),
+    want(
+        "CONTAINER_GET_NET_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 7),
+    ),
+    want(
+        "CONTAINER_GET_PID_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 8),
+    ),
+    want(
+        "CONTAINER_GET_USER_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 9),
+    ),
+    want(
+        "CONTAINER_GET_UTS_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 10),
+    ),
+    want(
+        "CONTAINER_GET_TIME_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 11),
+    ),
+    want("CONTAINER_INFO_SIZE_VER0", CONTAINER, "usize", 64),
+    want("CONTAINER_INFO_ID", CONTAINER, "u64", 1 << 0),
+    want("CONTAINER_INFO_STATE", CONTAINER, "u64", 1 << 1),
+    want("CONTAINER_INFO_OWNER", CONTAINER, "u64", 1 << 2),
+    want("CONTAINER_INFO_INIT_PID", CONTAINER, "u64", 1 << 3),
+    want("CONTAINER_INFO_EXIT", CONTAINER, "u64", 1 << 4),
+    want("CONTAINER_INFO_SUPPORTED_MASK", CONTAINER, "u64", 1 << 5),
+    want("CONTAINER_STATE_STARTED", CONTAINER, "u32", 0x01),
+    want("CONTAINER_STATE_DEAD", CONTAINER, "u32", 0x02),
+    want("CONTAINER_STATE_KILL_ON_CLOSE", CONTAINER, "u32", 0x04),
+    want("CONTAINER_STATE_INIT_EXITED", CONTAINER, "u32", 0x08),
+    want("CLONE_INTO_CONTAINER", SCHED, "u64", 1 << 38),
+    want("CLONE_ARGS_SIZE_VER3", SCHED, "usize", 96),
 ];
 
 /// The headers `WANTED` reads, each once.
@@ -79,6 +175,15 @@ pub fn headers() -> Vec<&'static str> {
 pub enum Def {
     Int(i128),
     Alias(String),
+    /// `a << b`, each an integer or a name.
+    Shl(Box<Def>, Box<Def>),
+    /// `_IOC(dir, type, nr, size)`: `type` and `nr` integers or names.
+    Ioc {
+        dir: i128,
+        ty: Box<Def>,
+        nr: Box<Def>,
+        size: i128,
+    },
 }
 
 /// Integer definitions of one or more headers, by name.
@@ -111,11 +216,7 @@ impl Defs {
                 prev = None;
                 continue;
             }
-            prev = match &value {
-                Some(Def::Int(v)) => Some(*v),
-                Some(Def::Alias(a)) => self.resolve(a),
-                None => None,
-            };
+            prev = value.as_ref().and_then(|v| self.eval(v, 0));
             if let Some(v) = value {
                 self.0.insert(name.to_string(), v);
             }
@@ -124,14 +225,26 @@ impl Defs {
 
     /// The integer value of `name`, following aliases.
     pub fn resolve(&self, name: &str) -> Option<i128> {
-        let mut name = name;
-        for _ in 0..16 {
-            match self.0.get(name)? {
-                Def::Int(v) => return Some(*v),
-                Def::Alias(a) => name = a,
+        self.eval(self.0.get(name)?, 0)
+    }
+
+    /// The integer value of a definition; `depth` stops alias cycles.
+    fn eval(&self, def: &Def, depth: u32) -> Option<i128> {
+        if depth > 16 {
+            return None; // an alias cycle
+        }
+        match def {
+            Def::Int(v) => Some(*v),
+            Def::Alias(a) => self.eval(self.0.get(a)?, depth + 1),
+            Def::Shl(a, b) => {
+                let shift = u32::try_from(self.eval(b, depth + 1)?).ok()?;
+                self.eval(a, depth + 1)?.checked_shl(shift)
+            }
+            Def::Ioc { dir, ty, nr, size } => {
+                let (ty, nr) = (self.eval(ty, depth + 1)?, self.eval(nr, depth + 1)?);
+                Some(ioc(*dir, ty, nr, *size))
             }
         }
-        None // an alias cycle
     }
 }
 
@@ -215,8 +328,38 @@ fn enum_bodies(text: &str) -> Vec<&str> {
     out
 }
 
-/// An integer literal (decimal, hex, octal; `U`/`L` suffixes), possibly parenthesised, or
-/// the name of another definition.
+/// The size of an ioctl argument type the series uses (x86-64).
+fn ioctl_arg_size(ty: &str) -> Option<i128> {
+    match ty.split_whitespace().collect::<Vec<_>>().join(" ").as_str() {
+        "int" | "__u32" | "__s32" => Some(4),
+        "__u64" | "__s64" => Some(8),
+        "struct container_info" => Some(64),
+        _ => None,
+    }
+}
+
+/// `_IO(T, N)`, `_IOR(T, N, TYPE)`, `_IOW(...)` or `_IOWR(...)`.
+fn parse_ioctl(v: &str) -> Option<Def> {
+    let open = v.find('(')?;
+    let args = v[open + 1..].strip_suffix(')')?;
+    let args: Vec<&str> = args.split(',').map(str::trim).collect();
+    let (dir, size) = match (&v[..open], args.len()) {
+        ("_IO", 2) => (0, 0),
+        ("_IOR", 3) => (2, ioctl_arg_size(args[2])?),
+        ("_IOW", 3) => (1, ioctl_arg_size(args[2])?),
+        ("_IOWR", 3) => (3, ioctl_arg_size(args[2])?),
+        _ => return None,
+    };
+    Some(Def::Ioc {
+        dir,
+        ty: Box::new(parse_value(args[0])?),
+        nr: Box::new(parse_value(args[1])?),
+        size,
+    })
+}
+
+/// An integer literal (decimal, hex, octal; `U`/`L` suffixes), possibly parenthesised, the
+/// name of another definition, `a << b` of those, or an ioctl number.
 pub fn parse_value(value: &str) -> Option<Def> {
     let mut v = value.trim();
     while let Some(inner) = v.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
@@ -224,6 +367,15 @@ pub fn parse_value(value: &str) -> Option<Def> {
     }
     if is_ident(v) {
         return Some(Def::Alias(v.to_string()));
+    }
+    if v.starts_with("_IO") {
+        return parse_ioctl(v);
+    }
+    if let Some((a, b)) = v.split_once("<<") {
+        return Some(Def::Shl(
+            Box::new(parse_value(a)?),
+            Box::new(parse_value(b)?),
+        ));
     }
     let (neg, v) = match v.strip_prefix('-') {
         Some(r) => (true, r.trim_start()),
@@ -321,7 +473,11 @@ mod tests {
             parse_value("(CONTAINER_FD_CLOEXEC)"),
             Some(Def::Alias("CONTAINER_FD_CLOEXEC".into()))
         );
-        assert_eq!(parse_value("(1 << 3)"), None);
+        assert_eq!(
+            Defs::default().eval(&parse_value("(1ULL << 38)").unwrap(), 0),
+            Some(1 << 38)
+        );
+        assert_eq!(parse_value("(1 + 3)"), None);
         assert_eq!(parse_value("\"str\""), None);
         assert_eq!(parse_value(""), None);
     }
@@ -346,6 +502,31 @@ mod tests {
         assert_eq!(d.resolve("container_fn"), None);
         assert_eq!(d.resolve("_UAPI_LINUX_CONTAINER_H"), None);
         assert_eq!(d.resolve("LOOP_A"), None);
+    }
+
+    #[test]
+    fn ioctl_numbers_like_linux_container_h() {
+        let d = defs(
+            "#define CONTAINER_IOCTL_MAGIC\t\t0xC7\n\
+             #define CONTAINER_GET_ID\t\t_IOR(CONTAINER_IOCTL_MAGIC, 1, __u64)\n\
+             #define CONTAINER_GET_INFO\t\t_IOWR(CONTAINER_IOCTL_MAGIC, 2, struct container_info)\n\
+             #define CONTAINER_GET_INIT_PIDFD\t_IO(CONTAINER_IOCTL_MAGIC, 3)\n\
+             #define NSIO 0xb7\n#define NS_GET_USERNS _IO(NSIO, 0x1)\n\
+             #define ODD _IOR(NSIO, 2, struct unknown)\n\
+             #define CLONE_INTO_CONTAINER\t(1ULL << 38) /* Start a container's init. */\n",
+        );
+        // The values <linux/container.h> gives them, as the C compiler computes them.
+        assert_eq!(d.resolve("CONTAINER_GET_ID"), Some(0x8008_c701));
+        assert_eq!(d.resolve("CONTAINER_GET_INFO"), Some(0xc040_c702));
+        assert_eq!(d.resolve("CONTAINER_GET_INIT_PIDFD"), Some(0xc703));
+        assert_eq!(d.resolve("NS_GET_USERNS"), Some(0xb701));
+        assert_eq!(d.resolve("ODD"), None);
+        assert_eq!(d.resolve("CLONE_INTO_CONTAINER"), Some(1 << 38));
+        // The contract's fallbacks are the same numbers.
+        let get = |n: &str| WANTED.iter().find(|w| w.name == n).map(|w| w.fallback);
+        assert_eq!(get("CONTAINER_GET_ID"), Some(0x8008_c701));
+        assert_eq!(get("CONTAINER_GET_INFO"), Some(0xc040_c702));
+        assert_eq!(get("CONTAINER_GET_TIME_NAMESPACE"), Some(0xc70b));
     }
 
     #[test]
@@ -411,7 +592,8 @@ mod tests {
                 "asm/unistd_64.h",
                 "linux/container.h",
                 "linux/keyctl.h",
-                "linux/mount.h"
+                "linux/mount.h",
+                "linux/sched.h"
             ]
         );
     }

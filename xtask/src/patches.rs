@@ -16,7 +16,7 @@ pub enum Command {
     Export,
 }
 
-pub const SUBJECT_PREFIX: &str = "RFC PATCH v3";
+pub const SUBJECT_PREFIX: &str = "RFC PATCH v4";
 
 pub fn run(opts: &Options, command: &Command) -> Result<()> {
     match command {

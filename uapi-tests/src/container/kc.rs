@@ -240,10 +240,23 @@ struct JsonRow {
     flag_names: Vec<String>,
     owner: u32,
     group: u32,
+    /// Part 4 of the series only.
+    state: Option<String>,
+    members: Option<u32>,
+    init_pid: Option<u32>,
+}
+
+/// Whether the kernel has the cfd ioctls (part 4 of the series).
+fn has_part4() -> Result<bool> {
+    use std::os::fd::AsFd;
+    let cfd = h::create(&h::unique_name("p4"), 0)?;
+    Ok(super::ioctl::get_id(cfd.as_fd()) != Err(crate::sys::Errno::NOTTY))
 }
 
 /// `kc ps --json` parses as the rows of /proc/containers, before and after the init
-/// starts; plain `kc ps` is the file itself.
+/// starts; with part 4 of the series it adds the state, the member count and init's
+/// pid of the container whose fd kc inherited (and nothing without it); plain `kc ps`
+/// is the file itself.
 pub fn ps_json() -> Result<()> {
     require_kc()?;
     let dir = crate::sys::TempDir::new("kc-ps")?;
@@ -251,7 +264,7 @@ pub fn ps_json() -> Result<()> {
     let name = h::unique_name("ps").to_string_lossy().into_owned();
     let script = format!(
         "kc ps --json > {d}/before.json; kc ps > {d}/plain; \
-         kc start -- /bin/sleep 1000 > /dev/null; kc ps --json > {d}/after.json; \
+         kc start -- /bin/sleep 1000 > {d}/pid; kc ps --json > {d}/after.json; \
          kc kill KILL; kc wait > /dev/null"
     );
     let (code, out, err) = run(
@@ -278,13 +291,33 @@ pub fn ps_json() -> Result<()> {
             .with_context(|| format!("kc ps --json ({f}) is not the rows:\n{text}"))
     };
     let (before, after) = (load("before.json")?, load("after.json")?);
-    for (when, rows, flags, names) in [
-        ("before start", &before, 0x04u64, vec!["kill-on-close"]),
+    let pid: u32 = std::fs::read_to_string(dir.join("pid"))
+        .context("reading kc start's output")?
+        .trim()
+        .parse()
+        .context("kc start printed no pid")?;
+    let part4 = has_part4()?;
+    let extra = |state: &str, members: u32, init: Option<u32>| {
+        if part4 {
+            (Some(state.to_string()), Some(members), init)
+        } else {
+            (None, None, None)
+        }
+    };
+    for (when, rows, flags, names, (state, members, init_pid)) in [
+        (
+            "before start",
+            &before,
+            0x04u64,
+            vec!["kill-on-close"],
+            extra("preparing", 0, None),
+        ),
         (
             "after start",
             &after,
             0x05,
             vec!["started", "kill-on-close"],
+            extra("running", 1, Some(pid)),
         ),
     ] {
         ensure!(
@@ -304,6 +337,14 @@ pub fn ps_json() -> Result<()> {
                 && row.owner == 0
                 && row.group == 0,
             "{when}: {row:?}, want flags {flags:#x} {names:?} owned by 0:0"
+        );
+        ensure!(
+            (&row.state, row.members, row.init_pid) == (&state, members, init_pid),
+            "{when} (part 4: {part4}): state {:?}, members {:?}, init pid {:?}; want {state:?}, \
+             {members:?}, {init_pid:?}",
+            row.state,
+            row.members,
+            row.init_pid
         );
     }
     let plain = std::fs::read_to_string(dir.join("plain")).context("reading plain kc ps")?;

@@ -33,6 +33,10 @@ mod create;
 mod demo;
 mod demo_keys;
 mod exec;
+// kc uses the ioctls, not clone3().
+#[allow(dead_code)]
+#[path = "../container/ioctl.rs"]
+mod ioctl;
 mod keyd;
 // kc uses only the calls a supervisor and a helper make.
 mod key;

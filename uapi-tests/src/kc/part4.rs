@@ -1,72 +1,17 @@
-//! Part 4 of the series (uapi.md §4): the cfd's ioctls and its fdinfo lines, as kc
-//! uses them (`kc ps --json`, `kc exec`, `kc keyd` without `--init`).
-//!
-//! The ioctls are a stand-in with the API of the suite's shared
-//! `container/ioctl.rs` (`Info`, `get_id`, `get_info`, `get_init_pidfd`, `Ns`,
-//! `get_namespace`), which is not on this branch yet: every call answers ENOTTY, as a
-//! kernel without part 4 does. When `container/ioctl.rs` is merged, replace the
-//! stand-in with `#[path = "../container/ioctl.rs"] mod ioctl;` and `pub use ioctl::*`.
-//! The fdinfo lines are read for real (a kernel without part 4 has none).
-
-#![allow(dead_code)]
+//! Part 4 of the series (uapi.md §4) as kc uses it (`kc ps --json`, `kc exec`, `kc keyd`
+//! without `--init`): the cfd's ioctls are the suite's shared `container/ioctl.rs`
+//! (`get_info`, `get_init_pidfd`, `get_namespace`); here are what kc adds: the cfd's
+//! fdinfo lines, a pidfd's pid, and what an ENOTTY means.
 
 use std::collections::HashMap;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 
-use rustix::io::Errno;
+pub use crate::ioctl::{get_info, get_init_pidfd, get_namespace, Ns};
 
 /// What a failed part-4 call means on a kernel without it.
 pub const NEEDS_PART4: &str =
     "needs part 4 of the series (CONTAINER_GET_INFO and the cfd ioctls); \
-                               ENOTTY means this kernel (or this kc) does not have it";
-
-/// CONTAINER_GET_INFO's result.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Info {
-    pub mask: u64,
-    pub id: u64,
-    pub parent_id: u64,
-    pub state: u32,
-    pub flags: u32,
-    pub owner_uid: u32,
-    pub owner_gid: u32,
-    pub nr_members: u32,
-    pub init_pid: u32,
-    pub exit_status: i32,
-}
-
-/// The namespaces CONTAINER_GET_*_NAMESPACE hands out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ns {
-    Cgroup,
-    Ipc,
-    Mnt,
-    Net,
-    Pid,
-    User,
-    Uts,
-    Time,
-}
-
-/// CONTAINER_GET_ID.
-pub fn get_id(_cfd: BorrowedFd<'_>) -> Result<u64, Errno> {
-    Err(Errno::NOTTY)
-}
-
-/// CONTAINER_GET_INFO.
-pub fn get_info(_cfd: BorrowedFd<'_>) -> Result<Info, Errno> {
-    Err(Errno::NOTTY)
-}
-
-/// CONTAINER_GET_INIT_PIDFD.
-pub fn get_init_pidfd(_cfd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
-    Err(Errno::NOTTY)
-}
-
-/// CONTAINER_GET_*_NAMESPACE.
-pub fn get_namespace(_cfd: BorrowedFd<'_>, _ns: Ns) -> Result<OwnedFd, Errno> {
-    Err(Errno::NOTTY)
-}
+                               ENOTTY means this kernel does not have it";
 
 /// The `container-*` lines of a cfd's `/proc/PID/fdinfo/FD`, keys without the prefix
 /// ("id", "name", "state", "members", "flags"); empty without part 4.
