@@ -4,6 +4,7 @@
 //! ```text
 //! uapi-tests [--timeout SECS] [FILTER...]   run all tests, or those whose name contains a FILTER
 //! uapi-tests --list                          print the test names
+//! uapi-tests --member SCENARIO ARGS...       the member side of container_supervise_*
 //! ```
 //!
 //! Output is KTAP version 1 on stdout. `--timeout` replaces the 10 s default; a test that
@@ -361,6 +362,27 @@ static TESTS: &[Test] = &[
         container::handle::init_pidfd_vs_reap,
     )
     .timeout(120),
+    Test::new("container_kc_usage", container::kc::usage).timeout(60),
+    Test::new(
+        "container_kc_create_start_wait",
+        container::kc::create_start_wait,
+    )
+    .timeout(60),
+    Test::new("container_kc_kill", container::kc::kill).timeout(60),
+    Test::new("container_kc_ps_json", container::kc::ps_json).timeout(60),
+    Test::new("container_kc_exec", container::kc::exec).timeout(60),
+    Test::new("container_supervise_allowed", container::supervise::allowed).timeout(60),
+    Test::new(
+        "container_supervise_forbidden",
+        container::supervise::forbidden,
+    )
+    .timeout(60),
+    Test::new("container_supervise_toctou", container::supervise::toctou).timeout(240),
+    Test::new(
+        "container_supervise_member_killed",
+        container::supervise::member_killed,
+    )
+    .timeout(60),
     Test::new("rust_minimal_sample_ran", rust_sample::minimal_sample_ran),
 ];
 
@@ -410,6 +432,11 @@ fn selected<'a>(tests: &'a [Test], filters: &[String]) -> Vec<&'a Test> {
 }
 
 fn main() -> ExitCode {
+    // The member side of the supervisor tests, run by kc in a container.
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("--member") {
+        return ExitCode::from(container::supervise::member(&argv[1..]) as u8);
+    }
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) => {

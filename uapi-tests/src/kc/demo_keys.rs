@@ -13,7 +13,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use anyhow::{bail, Context, Result};
 
 use crate::keyctl::{self, KEY_SPEC_SESSION_KEYRING};
-use crate::{calls, errno_err, keyd, mount_calls, step, uapi::*, write_raw};
+use crate::util::{describe_status, errno_err, reap, step, wait_container, write_raw};
+use crate::{calls, keyd, mount_calls, uapi::*};
 
 /// The name every party resolves.
 pub const NAME: &str = "kc-demo.example";
@@ -87,7 +88,11 @@ fn start_init(cfd: &OwnedFd, name: &'static str, go: &OwnedFd) -> Result<libc::p
     }
 }
 
-pub fn demo() -> Result<u8> {
+/// `kc demo-keys` takes no arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn main(_: Args) -> Result<u8> {
     if std::fs::metadata(keyd::REQUEST_KEY).is_err() {
         bail!(
             "{}: missing; the host's upcall needs it (the lab's /init links it to kc)",
@@ -125,14 +130,14 @@ pub fn demo() -> Result<u8> {
     drop(go_tx);
     let mut failed = false;
     for (name, cfd, init, daemon) in started {
-        let status = crate::reap(init)?;
-        crate::wait_container(&cfd)?;
+        let status = reap(init)?;
+        wait_container(&cfd)?;
         daemon.wait()?;
         failed |= status != 0;
         if status != 0 {
             step(&format!(
                 "{name}: init ended with {}",
-                crate::describe_status(status)
+                describe_status(status)
             ));
         }
     }

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -26,7 +26,8 @@ use rustix::io::Errno;
 use rustix::process::{Pid, WaitOptions};
 
 use crate::keyctl::{self, KEY_SPEC_SESSION_KEYRING};
-use crate::{errno_err, last_errno, reap};
+use crate::part4;
+use crate::util::{check_cfd, errno_err, last_errno, reap};
 
 /// `eprintln!` that never panics: keyd must outlive a closed stderr.
 macro_rules! say {
@@ -34,6 +35,75 @@ macro_rules! say {
         use std::io::Write as _;
         let _ = writeln!(std::io::stderr(), $($arg)*);
     }};
+}
+
+/// `kc keyd [--type TYPE]... [--max-helpers N] [--backlog N] [--helper-timeout SECS] [-v]
+/// [--init PID] CFD`: serve the container whose fd this process inherited as CFD until
+/// it is dead. Its first stderr line is "kc keyd: serving container fd ...".
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A key type to intercept (repeatable; default "*", every type).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// How many helpers run at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_helpers: u64,
+    /// How many requests may wait for a helper; more are rejected with EAGAIN.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub backlog: u64,
+    /// Kill a helper and negate its request after SECS seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub helper_timeout: u64,
+    /// Log every request.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// The container's init, through which helpers enter it (default: from
+    /// CONTAINER_GET_INIT_PIDFD, part 4 of the series).
+    #[arg(long, value_name = "PID")]
+    pub init: Option<libc::pid_t>,
+    /// The inherited container fd.
+    #[arg(value_name = "CFD")]
+    pub cfd: RawFd,
+}
+
+pub fn main(args: Args) -> Result<u8> {
+    let fd = args.cfd;
+    check_cfd(fd)?;
+    // SAFETY: fd is open (checked above) and stays open: kc keyd never closes it.
+    let cfd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let init = match args.init {
+        Some(pid) => pid,
+        None => {
+            let pidfd = part4::get_init_pidfd(cfd)
+                .map_err(|e| errno_err(format!("ioctl(fd {fd}, CONTAINER_GET_INIT_PIDFD)"), e))
+                .with_context(|| format!("{}; or pass --init PID", part4::NEEDS_PART4))?;
+            part4::pidfd_pid(pidfd.as_fd())
+                .context("the init's pid from its pidfd's fdinfo (has it exited?)")?
+        }
+    };
+    let mut types = args.types;
+    if types.is_empty() {
+        types.push("*".to_string());
+    }
+    let limits = Limits {
+        max_helpers: args.max_helpers as usize,
+        backlog: args.backlog as usize,
+        helper_timeout: Duration::from_secs(args.helper_timeout),
+    };
+    let mut daemon = Keyd::new(cfd, &types, limits, args.verbose)?;
+    say!(
+        "kc keyd: serving container fd {fd} (init {init}) for {}: queue keyring {}",
+        types.join(","),
+        daemon.queue()
+    );
+    let counts = daemon.serve(init)?;
+    say!(
+        "kc keyd: container dead; {} answered, {} negated, {} rejected",
+        counts.answered,
+        counts.negated,
+        counts.rejected
+    );
+    Ok(0)
 }
 
 /// Every permission, for the possessor only: nobody else may see the queue.

@@ -21,6 +21,40 @@ const NEGATIVE_TIMEOUT: u32 = 60;
 /// The hosts file of the root the helper runs in.
 const HOSTS: &str = "/etc/hosts";
 
+/// `kc request-key create KEY UID GID THREAD PROCESS SESSION`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The operation; only "create".
+    #[arg(value_name = "OP")]
+    pub op: String,
+    /// The key to construct.
+    pub key: String,
+    pub uid: String,
+    pub gid: String,
+    /// The requester's thread, process and session keyrings.
+    pub thread: String,
+    pub process: String,
+    pub session: String,
+}
+
+impl Args {
+    /// The arguments as /sbin/request-key gets them.
+    pub fn args(&self) -> Vec<String> {
+        [
+            &self.op,
+            &self.key,
+            &self.uid,
+            &self.gid,
+            &self.thread,
+            &self.process,
+            &self.session,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
 pub fn main(args: &[String]) -> Result<u8> {
     let [op, key, _uid, _gid, _thread, _process, _session] = args else {
         bail!(
