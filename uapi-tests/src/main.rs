@@ -12,6 +12,7 @@
 //! 1 when one did, 2 for a usage error or filters that match no test.
 
 mod container;
+mod errno;
 mod harness;
 mod mainline;
 mod rust_sample;

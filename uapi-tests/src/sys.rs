@@ -6,6 +6,7 @@ use std::fmt::{self, Debug};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
+pub use crate::errno::{errno_name, last_errno};
 use anyhow::{bail, Context, Result};
 pub use rustix::io::Errno;
 
@@ -23,61 +24,6 @@ impl std::error::Error for Skip {}
 
 pub fn skip(reason: impl Into<String>) -> anyhow::Error {
     Skip(reason.into()).into()
-}
-
-/// The symbolic name of an errno value, e.g. "EINVAL".
-pub fn errno_name(e: Errno) -> String {
-    let n = e.raw_os_error();
-    let name = match n {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::E2BIG => "E2BIG",
-        libc::EBADF => "EBADF",
-        libc::ECHILD => "ECHILD",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::EXDEV => "EXDEV",
-        libc::ENODEV => "ENODEV",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EISDIR => "EISDIR",
-        libc::EINVAL => "EINVAL",
-        libc::EMFILE => "EMFILE",
-        libc::ENOSPC => "ENOSPC",
-        libc::EROFS => "EROFS",
-        libc::ERANGE => "ERANGE",
-        libc::ENAMETOOLONG => "ENAMETOOLONG",
-        libc::ENOSYS => "ENOSYS",
-        libc::ENOTEMPTY => "ENOTEMPTY",
-        libc::ELOOP => "ELOOP",
-        libc::ENODATA => "ENODATA",
-        libc::ENOTSOCK => "ENOTSOCK",
-        libc::EPROTONOSUPPORT => "EPROTONOSUPPORT",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::EAFNOSUPPORT => "EAFNOSUPPORT",
-        libc::EADDRINUSE => "EADDRINUSE",
-        libc::EADDRNOTAVAIL => "EADDRNOTAVAIL",
-        libc::ENETUNREACH => "ENETUNREACH",
-        libc::ECONNREFUSED => "ECONNREFUSED",
-        libc::ENOKEY => "ENOKEY",
-        libc::EKEYEXPIRED => "EKEYEXPIRED",
-        libc::EKEYREVOKED => "EKEYREVOKED",
-        libc::EKEYREJECTED => "EKEYREJECTED",
-        libc::EDQUOT => "EDQUOT",
-        _ => return format!("errno {n}"),
-    };
-    name.to_string()
-}
-
-/// The calling thread's errno after a failed libc call.
-pub fn last_errno() -> Errno {
-    Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
 /// Turns a raw syscall return value (-1 and errno on failure) into a Result.

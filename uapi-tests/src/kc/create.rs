@@ -6,14 +6,12 @@
 //! so is the fd (and, with --kill-on-close, every member). kc's own fd 3, if any, is
 //! replaced. Exit status: CMD's (kc execs it).
 
-use std::ffi::CString;
 use std::os::fd::AsRawFd;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::calls;
 use crate::uapi::*;
-use crate::util::{errno_err, flag_names, last_errno, parse_ns, Argv, DEFAULT_NS, KC_FD};
+use crate::util::{errno_err, last_errno, parse_ns, Argv, DEFAULT_NS, KC_FD};
 
 /// The fd CMD finds the container at.
 pub const FD: i32 = 3;
@@ -40,14 +38,7 @@ pub fn main(args: Args) -> Result<u8> {
         flags |= CONTAINER_KILL_ON_CLOSE;
     }
     let argv = Argv::new(&args.cmd)?;
-    let name = &args.name;
-    let cname = CString::new(name.as_str()).context("NUL in the name")?;
-    let cfd = calls::container_create(&cname, flags).map_err(|e| {
-        errno_err(
-            format!("container_create({name:?}, {})", flag_names(flags)),
-            e,
-        )
-    })?;
+    let cfd = crate::util::create_container(&args.name, flags)?;
     // dup2 onto 3 clears FD_CLOEXEC on the copy; if the cfd is 3 already, clear it.
     if cfd.as_raw_fd() == FD {
         rustix::io::fcntl_setfd(&cfd, rustix::io::FdFlags::empty())

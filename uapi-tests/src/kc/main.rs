@@ -32,6 +32,8 @@ mod calls;
 mod create;
 mod demo;
 mod demo_keys;
+#[path = "../errno.rs"]
+mod errno;
 mod exec;
 // kc uses the ioctls, not clone3().
 #[allow(dead_code)]

@@ -29,6 +29,7 @@ pub fn check_dir(dir: &Path) -> Result<()> {
 /// `--rootfs DIR`: a tmpfs root made in the container's namespaces and installed from
 /// outside, DIR copied in through the cfd, procfs mounted at /proc from outside.
 pub fn assemble_root(cfd: BorrowedFd<'_>, dir: &Path) -> Result<()> {
+    check_dir(dir)?;
     let fd = cfd.as_raw_fd();
     let mount = |fstype: &CStr, params: &[(&CStr, &CStr)]| {
         mount_calls::new_mount(fstype, Some(fd), params)

@@ -3,18 +3,16 @@
 //! wait for the container to die, print init's status on stderr and exit with it (N, or
 //! 128 + the signal).
 
-use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::uapi::*;
 use crate::util::{
-    describe_rusage, describe_status, errno_err, exit_code, flag_names, parse_ns, reap,
-    wait_container, Argv, DEFAULT_NS,
+    describe_rusage, describe_status, exit_code, parse_ns, reap, wait_container, Argv, DEFAULT_NS,
 };
-use crate::{calls, keyd, rootfs, start, supervise};
+use crate::{keyd, rootfs, start, supervise};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -63,13 +61,7 @@ pub fn main(args: Args) -> Result<u8> {
     }
     let argv = Argv::new(&args.cmd)?;
     let name = &args.name;
-    let cname = CString::new(name.as_str()).context("NUL in the name")?;
-    let cfd = calls::container_create(&cname, flags).map_err(|e| {
-        errno_err(
-            format!("container_create({name:?}, {})", flag_names(flags)),
-            e,
-        )
-    })?;
+    let cfd = crate::util::create_container(name, flags)?;
     if let Some(dir) = &args.rootfs {
         rootfs::assemble_root(cfd.as_fd(), dir)?;
     }

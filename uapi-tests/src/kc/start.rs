@@ -28,7 +28,6 @@ pub struct Args {
 pub fn main(args: Args) -> Result<u8> {
     let cfd = inherited_cfd(args.fd)?;
     if let Some(dir) = &args.rootfs {
-        rootfs::check_dir(dir)?;
         rootfs::assemble_root(cfd, dir)?;
     }
     let argv = Argv::new(&args.cmd)?;

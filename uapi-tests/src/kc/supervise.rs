@@ -98,7 +98,6 @@ pub struct Opts {
 pub fn main(args: Args) -> Result<u8> {
     let cfd = inherited_cfd(args.fd)?;
     if let Some(dir) = &args.rootfs {
-        rootfs::check_dir(dir)?;
         rootfs::assemble_root(cfd, dir)?;
     }
     let argv = Argv::new(&args.cmd)?;
@@ -321,22 +320,18 @@ impl Supervisor {
         let answer = match decision {
             Decision::Deny(_) => Answer::Error(Errno::PERM),
             Decision::Continue => Answer::Continue,
-            Decision::NewFs { .. } | Decision::Bind { .. } | Decision::Mknod { .. } => {
-                match member.carry_out(&decision) {
-                    Ok(()) => Answer::Value(0),
-                    Err(e) => {
-                        self.log(|| format!("pid {}: failed: {}", n.pid, errno_text(e)));
-                        Answer::Error(e)
-                    }
+            Decision::NewFs { .. } | Decision::Bind { .. } | Decision::Mknod { .. } => match member
+                .carry_out(&decision)
+            {
+                Ok(()) => Answer::Value(0),
+                Err(e) => {
+                    self.log(|| format!("pid {}: failed: {}", n.pid, crate::util::errno_text(e)));
+                    Answer::Error(e)
                 }
-            }
+            },
         };
         Ok(Some(answer))
     }
-}
-
-fn errno_text(e: Errno) -> String {
-    crate::util::errno_text(e)
 }
 
 fn show(req: &Request) -> String {

@@ -10,9 +10,21 @@ use libc::c_int;
 use rustix::io::Errno;
 
 use crate::calls;
+pub use crate::errno::{errno_name, last_errno};
 use crate::uapi::*;
 
 /// "what: ENAME (description)".
+/// `container_create(name, flags)`, its error naming the call and the flags.
+pub fn create_container(name: &str, flags: u32) -> Result<OwnedFd> {
+    let cname = CString::new(name).context("NUL in the name")?;
+    calls::container_create(&cname, flags).map_err(|e| {
+        errno_err(
+            format!("container_create({name:?}, {})", flag_names(flags)),
+            e,
+        )
+    })
+}
+
 pub fn errno_err(what: impl std::fmt::Display, e: Errno) -> anyhow::Error {
     anyhow::anyhow!("{what}: {}", errno_text(e))
 }
@@ -22,48 +34,6 @@ pub fn errno_text(e: Errno) -> String {
     let desc = std::io::Error::from_raw_os_error(e.raw_os_error()).to_string();
     let desc = desc.split(" (os error").next().unwrap_or("").to_string();
     format!("{} ({desc})", errno_name(e))
-}
-
-/// The symbolic name of an errno value, e.g. "EINVAL".
-pub fn errno_name(e: Errno) -> String {
-    let n = e.raw_os_error();
-    let name = match n {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::ESRCH => "ESRCH",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::E2BIG => "E2BIG",
-        libc::EBADF => "EBADF",
-        libc::ECHILD => "ECHILD",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::EXDEV => "EXDEV",
-        libc::ENODEV => "ENODEV",
-        libc::ENOTDIR => "ENOTDIR",
-        libc::EISDIR => "EISDIR",
-        libc::EINVAL => "EINVAL",
-        libc::EMFILE => "EMFILE",
-        libc::ENOTTY => "ENOTTY",
-        libc::ENOSPC => "ENOSPC",
-        libc::EROFS => "EROFS",
-        libc::ENAMETOOLONG => "ENAMETOOLONG",
-        libc::ENOSYS => "ENOSYS",
-        libc::ELOOP => "ELOOP",
-        libc::ENOKEY => "ENOKEY",
-        libc::EKEYREJECTED => "EKEYREJECTED",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        _ => return format!("errno {n}"),
-    };
-    name.to_string()
-}
-
-pub fn last_errno() -> Errno {
-    Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
 /// Prints "kc: TEXT" and flushes (the demos' steps).
