@@ -292,12 +292,35 @@ pub fn member_killed() -> Result<()> {
     );
     let (code, _, err) = kc.finish(STEP)?;
     ensure!(code == 0, "kc run --supervise: exit {code}, stderr:\n{err}");
+    // The killed child's request is dropped (or never received) when the kill wins,
+    // and allowed when kc's answer reached the kernel first; it is never denied.
+    let counts = summary_counts(&err)?;
     ensure!(
-        err.lines()
-            .any(|l| l.contains("supervisor: 1 allowed, 0 denied")),
-        "kc's summary: {err}"
+        counts[1] == 0 && counts[2] == 0 && (1..=2).contains(&counts[0]),
+        "kc's summary (allowed, denied, continued, dropped) = {counts:?}: {err}"
     );
     Ok(())
+}
+
+/// The four numbers of kc's "supervisor: A allowed, D denied, C continued, X dropped".
+fn summary_counts(stderr: &str) -> Result<[u64; 4]> {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("supervisor: ").map(|(_, rest)| rest))
+        .with_context(|| format!("no supervisor summary in kc's stderr:\n{stderr}"))?;
+    let mut counts = [0; 4];
+    let mut words = line.split([' ', ',']).filter(|w| !w.is_empty());
+    for (count, label) in counts
+        .iter_mut()
+        .zip(["allowed", "denied", "continued", "dropped"])
+    {
+        let (n, l) = (words.next(), words.next());
+        ensure!(l == Some(label), "kc's summary {line:?}: expected {label}");
+        *count = n
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("kc's summary {line:?}: no number before {label}"))?;
+    }
+    Ok(counts)
 }
 
 /// SIGCONTs a stopped process on drop, whatever happens to the test.

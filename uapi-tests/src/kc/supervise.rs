@@ -274,15 +274,18 @@ impl Supervisor {
                 Answer::Error(Errno::PERM)
             }
         };
-        match answer {
-            Answer::Value(_) => self.counts.allowed += 1,
-            Answer::Continue => self.counts.continued += 1,
-            Answer::Error(_) => self.counts.denied += 1,
-        }
+        // Counted by what the member got: a request whose member died (or was
+        // interrupted) before the answer is dropped, whatever kc decided for it.
         if seccomp::send(self.listener.as_fd(), n.id, answer).is_err() {
             // ENOENT: the member died or was interrupted meanwhile.
             self.counts.dropped += 1;
             self.log(|| format!("pid {}: request {} gone before the answer", n.pid, n.id));
+            return;
+        }
+        match answer {
+            Answer::Value(_) => self.counts.allowed += 1,
+            Answer::Continue => self.counts.continued += 1,
+            Answer::Error(_) => self.counts.denied += 1,
         }
     }
 
