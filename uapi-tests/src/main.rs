@@ -363,7 +363,23 @@ static TESTS: &[Test] = &[
         container::handle::init_pidfd_vs_reap,
     )
     .timeout(120),
+    Test::new("container_adopt_namespaces", container::adopt::namespaces),
+    Test::new(
+        "container_adopt_namespaces_permission",
+        container::adopt::namespaces_permission,
+    ),
+    Test::new(
+        "container_adopt_namespace_vs_start",
+        container::adopt::namespace_vs_start,
+    )
+    .timeout(120),
+    Test::new("container_adopt_cgroup", container::adopt::cgroup),
+    Test::new(
+        "container_adopt_cgroup_permission",
+        container::adopt::cgroup_permission,
+    ),
     Test::new("container_kc_usage", container::kc::usage).timeout(60),
+    Test::new("container_kc_join", container::kc::join).timeout(60),
     Test::new(
         "container_kc_create_start_wait",
         container::kc::create_start_wait,

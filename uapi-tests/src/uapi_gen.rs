@@ -144,6 +144,18 @@ pub const WANTED: &[Wanted] = &[
         "libc::Ioctl",
         io(CONTAINER_MAGIC, 11),
     ),
+    want(
+        "CONTAINER_SET_NAMESPACE",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 12),
+    ),
+    want(
+        "CONTAINER_SET_CGROUP",
+        CONTAINER,
+        "libc::Ioctl",
+        io(CONTAINER_MAGIC, 13),
+    ),
     want("CONTAINER_INFO_SIZE_VER0", CONTAINER, "usize", 64),
     want("CONTAINER_INFO_ID", CONTAINER, "u64", 1 << 0),
     want("CONTAINER_INFO_STATE", CONTAINER, "u64", 1 << 1),

@@ -16,7 +16,7 @@ use crate::sys::{self, errno_name, expect_errno, ok, skip, Errno};
 use crate::uapi::*;
 
 /// SKIPs unless the kernel has the cfd ioctls (part 4 of the series).
-fn require_ioctls(cfd: &OwnedFd) -> Result<()> {
+pub(super) fn require_ioctls(cfd: &OwnedFd) -> Result<()> {
     match ioctl::get_id(cfd.as_fd()) {
         Err(Errno::NOTTY) => Err(skip(
             "CONTAINER_GET_ID: ENOTTY (kernel without the cfd ioctls, part 4 of the series)",
@@ -26,7 +26,7 @@ fn require_ioctls(cfd: &OwnedFd) -> Result<()> {
 }
 
 /// A new container, with the suite SKIPping on a kernel without the ioctls.
-fn create(tag: &str, flags: u32) -> Result<(CString, OwnedFd)> {
+pub(super) fn create(tag: &str, flags: u32) -> Result<(CString, OwnedFd)> {
     h::require(&[Call::Create, Call::Fork, Call::Wait])?;
     let name = h::unique_name(tag);
     let cfd = h::create(&name, flags)?;
@@ -43,14 +43,18 @@ fn info(cfd: &OwnedFd, when: &str) -> Result<Info> {
 
 /// An init that runs `setup`, says it is ready and waits for the gate, then exits with
 /// `code`.
-struct Held {
+pub(super) struct Held {
     init: Proc,
     gate: Pipe,
     code: c_int,
 }
 
 impl Held {
-    fn start(cfd: &OwnedFd, code: c_int, setup: impl FnOnce() -> Result<()>) -> Result<Held> {
+    pub(super) fn start(
+        cfd: &OwnedFd,
+        code: c_int,
+        setup: impl FnOnce() -> Result<()>,
+    ) -> Result<Held> {
         let ready = Pipe::new()?;
         let gate = Pipe::new()?;
         let init = Proc::init(cfd, || {
@@ -63,12 +67,12 @@ impl Held {
         Ok(Held { init, gate, code })
     }
 
-    fn pid(&self) -> pid_t {
+    pub(super) fn pid(&self) -> pid_t {
         self.init.pid()
     }
 
     /// Opens the gate and reaps init.
-    fn release(mut self) -> Result<()> {
+    pub(super) fn release(mut self) -> Result<()> {
         self.gate.open(1)?;
         self.init.wait_exit(self.code)
     }
@@ -98,7 +102,7 @@ pub fn get_id() -> Result<()> {
     // SAFETY: the kernel checks the pointer (copy_to_user to an unmapped page).
     let bad = unsafe { ioctl::ioctl(cfd.as_fd(), CONTAINER_GET_ID, 8) };
     expect_errno("CONTAINER_GET_ID(cfd, 8)", bad, Errno::FAULT)?;
-    for nr in [0, 12, 31, 0xff] {
+    for nr in [0, 14, 31, 0xff] {
         let cmd = ((CONTAINER_IOCTL_MAGIC as libc::Ioctl) << 8) | nr;
         // SAFETY: an unknown ioctl with an integer argument.
         let r = unsafe { ioctl::ioctl(cfd.as_fd(), cmd, 0) };
@@ -420,7 +424,7 @@ pub fn init_pidfd() -> Result<()> {
     )
 }
 
-fn fd_ino(fd: &OwnedFd) -> Result<u64> {
+pub(super) fn fd_ino(fd: &OwnedFd) -> Result<u64> {
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
     Ok(std::fs::metadata(&path)
         .with_context(|| format!("stat {path}"))?
@@ -596,18 +600,10 @@ pub fn namespaces_permission() -> Result<()> {
     let done = Pipe::new()?;
     let mut owner = Proc::fork("an unprivileged owner", || {
         h::become_user(NOBODY)?;
-        let own = match super::calls::container_create(
+        let own = h::create_as_owner(
             &h::unique_name("nspermu"),
             CONTAINER_NEW_USER_NS | CONTAINER_NEW_UTS_NS | CONTAINER_FD_CLOEXEC,
-        ) {
-            Err(e @ (Errno::PERM | Errno::NOSPC)) => {
-                return Err(skip(format!(
-                    "container_create(NEW_USER_NS) as nobody: {} (user namespaces restricted)",
-                    errno_name(e)
-                )))
-            }
-            r => ok("container_create(NEW_USER_NS) as nobody", r)?,
-        };
+        )?;
         let init = Proc::init(&own, exec_sleep)?;
         // busybox's applets keep busybox's name.
         wait_comm(init.pid(), "busybox")?;
@@ -641,17 +637,17 @@ pub fn namespaces_permission() -> Result<()> {
 }
 
 /// Turns a forked helper into an attacker.
-type Become = fn() -> Result<()>;
+pub(super) type Become = fn() -> Result<()>;
 
 /// unshare(2) in a forked helper.
-fn unshare(flags: c_int) -> Result<()> {
+pub(super) fn unshare(flags: c_int) -> Result<()> {
     // SAFETY: the helper is single-threaded; unshare changes only its own namespaces.
     let r = unsafe { libc::unshare(flags) };
     ok(&format!("unshare({flags:#x})"), sys::check(r.into())).map(drop)
 }
 
 /// Drops every capability, staying uid 0 (capset with empty sets).
-fn drop_caps() -> Result<()> {
+pub(super) fn drop_caps() -> Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,

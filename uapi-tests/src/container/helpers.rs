@@ -138,6 +138,19 @@ pub fn create(name: &std::ffi::CStr, flags: u32) -> Result<OwnedFd> {
         .map_err(|e| anyhow::anyhow!("container_create({name:?}, {flags:#x}): {}", errno_name(e)))
 }
 
+/// `container_create(name, flags)` by an unprivileged user, with `CONTAINER_NEW_USER_NS`
+/// among `flags`: SKIP where user namespaces are restricted (EPERM, ENOSPC).
+pub fn create_as_owner(name: &std::ffi::CStr, flags: u32) -> Result<OwnedFd> {
+    match calls::container_create(name, flags) {
+        Err(e @ (Errno::PERM | Errno::NOSPC)) => Err(crate::sys::skip(format!(
+            "container_create(NEW_USER_NS) as an unprivileged user: {} (user namespaces \
+             restricted)",
+            errno_name(e)
+        ))),
+        r => crate::sys::ok("container_create(NEW_USER_NS) as an unprivileged user", r),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Processes
 

@@ -180,6 +180,20 @@ pub fn get_namespace(cfd: BorrowedFd<'_>, ns: Ns) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// CONTAINER_SET_NAMESPACE: before start, the namespace of `nsfd` replaces the
+/// container's of its type.
+pub fn set_namespace(cfd: BorrowedFd<'_>, nsfd: RawFd) -> Result<(), Errno> {
+    // SAFETY: an integer argument (an fd number, which the kernel looks up).
+    unsafe { ioctl(cfd, CONTAINER_SET_NAMESPACE, nsfd as usize) }.map(drop)
+}
+
+/// CONTAINER_SET_CGROUP: before start, the cgroup2 directory `dirfd` is where init
+/// will be forked.
+pub fn set_cgroup(cfd: BorrowedFd<'_>, dirfd: RawFd) -> Result<(), Errno> {
+    // SAFETY: an integer argument (an fd number, which the kernel looks up).
+    unsafe { ioctl(cfd, CONTAINER_SET_CGROUP, dirfd as usize) }.map(drop)
+}
+
 /// `struct clone_args` of `<linux/sched.h>` up to CLONE_ARGS_SIZE_VER3.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

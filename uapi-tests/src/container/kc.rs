@@ -464,3 +464,65 @@ pub fn exec() -> Result<()> {
     }
     Ok(())
 }
+
+/// `kc run --join NSFILE... --cgroup DIR`: the init runs in the joined UTS and network
+/// namespaces (the holder's hostname and net inode) and in the cgroup; joining a user
+/// namespace fails before anything starts, naming the ioctl, the file and the errno,
+/// with what to do.
+pub fn join() -> Result<()> {
+    use super::adopt::{self, Cgroup, Holder};
+    require_kc()?;
+    adopt::require_cgroup2()?;
+    let holder = Holder::new(libc::CLONE_NEWUTS | libc::CLONE_NEWNET)?;
+    let cg = Cgroup::new("kcjoin")?;
+    let uts = format!("/proc/{}/ns/uts", holder.pid());
+    let net = format!("/proc/{}/ns/net", holder.pid());
+    let name = h::unique_name("kcjoin").to_string_lossy().into_owned();
+    let (code, out, err) = run(
+        &[
+            "run",
+            "--ns",
+            "uts,net",
+            "--join",
+            &uts,
+            "--join",
+            &net,
+            "--cgroup",
+            &cg.0,
+            &name,
+            "--",
+            "/bin/sh",
+            "-c",
+            "hostname; cat /proc/self/cgroup; stat -L -c %i /proc/self/ns/net",
+        ],
+        Duration::from_secs(30),
+    )?;
+    let net_ino = holder.inode("net")?.to_string();
+    let cg_line = cg.line();
+    expect_lines(
+        "kc run --join --cgroup",
+        &out,
+        &[adopt::HOSTNAME, &cg_line, &net_ino],
+        &err,
+    )?;
+    ensure!(code == 0, "kc run exited {code}; stderr:\n{err}");
+    let (code, out, err) = run(
+        &[
+            "run",
+            "--join",
+            "/proc/self/ns/user",
+            &name,
+            "--",
+            "/bin/true",
+        ],
+        Duration::from_secs(30),
+    )?;
+    ensure!(
+        code == 1
+            && out.is_empty()
+            && err.contains("CONTAINER_SET_NAMESPACE(/proc/self/ns/user): EINVAL")
+            && err.contains("user and mount namespaces cannot be joined"),
+        "kc run --join a user namespace: exit {code}, stdout {out:?}, stderr:\n{err}"
+    );
+    holder.release()
+}

@@ -5,6 +5,7 @@
 //! (fork_into_container: the body runs as the init and its error, if any, comes back
 //! to the test), synchronises with `helpers::Pipe`, and always reaps what it started.
 
+pub mod adopt;
 pub mod calls;
 pub mod create;
 pub mod fork;

@@ -1,4 +1,5 @@
-//! `kc create [--ns LIST] [--kill-on-close] NAME -- CMD...`: create a container and exec
+//! `kc create [--ns LIST] [--join NSFILE]... [--cgroup DIR] [--kill-on-close] NAME --
+//! CMD...`: create a container (adopting the namespaces and cgroup given) and exec
 //! CMD (on the host, not in the container) holding its fd as fd 3 with `KC_FD=3` in the
 //! environment, so that `kc start`, `kc supervise`, `kc kill`, `kc wait` and `kc exec`
 //! run by CMD (a shell script, say) act on it. A container cannot be opened by name and
@@ -6,7 +7,7 @@
 //! so is the fd (and, with --kill-on-close, every member). kc's own fd 3, if any, is
 //! replaced. Exit status: CMD's (kc execs it).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::Result;
 
@@ -25,6 +26,8 @@ pub struct Args {
     /// SIGKILL every member when the last holder of the fd closes it.
     #[arg(long)]
     pub kill_on_close: bool,
+    #[command(flatten)]
+    pub adopt: crate::part4::Adopt,
     /// The container's name (at most 23 bytes, no '/').
     pub name: String,
     /// The command that holds the container fd.
@@ -39,6 +42,7 @@ pub fn main(args: Args) -> Result<u8> {
     }
     let argv = Argv::new(&args.cmd)?;
     let cfd = crate::util::create_container(&args.name, flags)?;
+    args.adopt.apply(cfd.as_fd())?;
     // dup2 onto 3 clears FD_CLOEXEC on the copy; if the cfd is 3 already, clear it.
     if cfd.as_raw_fd() == FD {
         rustix::io::fcntl_setfd(&cfd, rustix::io::FdFlags::empty())

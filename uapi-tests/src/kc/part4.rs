@@ -5,8 +5,15 @@
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use rustix::fs::{open, Mode, OFlags};
+use rustix::io::Errno;
 
 pub use crate::ioctl::{get_info, get_init_pidfd, get_namespace, Ns};
+use crate::ioctl::{set_cgroup, set_namespace};
+use crate::util::errno_err;
 
 /// What a failed part-4 call means on a kernel without it.
 pub const NEEDS_PART4: &str =
@@ -32,6 +39,54 @@ pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> Option<i32> {
     text.lines()
         .find_map(|l| l.strip_prefix("Pid:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// `--join PATH` and `--cgroup DIR` of `kc create` and `kc run`: what the container
+/// adopts before its init starts (CONTAINER_SET_NAMESPACE, CONTAINER_SET_CGROUP).
+#[derive(clap::Args, Debug, Default)]
+pub struct Adopt {
+    /// Adopt this namespace (a /proc/PID/ns/TYPE file, any of uts, ipc, net, pid,
+    /// pid_for_children, cgroup, time, time_for_children) instead of a new or the
+    /// host's one; repeatable, once per type.
+    #[arg(long = "join", value_name = "NSFILE")]
+    pub join: Vec<PathBuf>,
+    /// Start the init in this cgroup2 directory (as clone3's CLONE_INTO_CGROUP).
+    #[arg(long, value_name = "DIR")]
+    pub cgroup: Option<PathBuf>,
+}
+
+impl Adopt {
+    /// Applies them to the container `cfd`, before its start.
+    pub fn apply(&self, cfd: BorrowedFd<'_>) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        use OFlags as O;
+        for path in &self.join {
+            let ns = open(path, O::RDONLY | O::CLOEXEC, Mode::empty())
+                .map_err(|e| errno_err(format!("open {}", path.display()), e))?;
+            set_namespace(cfd, ns.as_raw_fd())
+                .map_err(|e| hinted(format!("CONTAINER_SET_NAMESPACE({})", path.display()), e))?;
+        }
+        if let Some(dir) = &self.cgroup {
+            let cg = open(dir, O::PATH | O::DIRECTORY | O::CLOEXEC, Mode::empty())
+                .map_err(|e| errno_err(format!("open {}", dir.display()), e))?;
+            set_cgroup(cfd, cg.as_raw_fd())
+                .map_err(|e| hinted(format!("CONTAINER_SET_CGROUP({})", dir.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+/// "CALL: EINVAL (Invalid argument); what to do" for a failed CONTAINER_SET_*.
+fn hinted(call: String, e: Errno) -> anyhow::Error {
+    let hint = match e {
+        Errno::NOTTY => "this kernel lacks CONTAINER_SET_NAMESPACE/CONTAINER_SET_CGROUP (patches 33-34 of the series)",
+        Errno::INVAL => "user and mount namespaces cannot be joined, nor a cgroup with --ns cgroup; a pid namespace must be below yours",
+        Errno::BUSY => "each namespace type can be joined once",
+        Errno::PERM => "joining needs CAP_SYS_ADMIN over the namespace's owner and over the container's user namespace (as setns(2))",
+        Errno::BADF => "not a namespace file / not a cgroup2 directory",
+        _ => "see Documentation/userspace-api/container.rst, \"Adopting a namespace and a cgroup\"",
+    };
+    anyhow::anyhow!("{}; {hint}", errno_err(call, e))
 }
 
 #[cfg(test)]

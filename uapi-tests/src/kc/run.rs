@@ -1,7 +1,7 @@
-//! `kc run [--ns LIST] [--kill-on-close] [--rootfs DIR] [--keyd] [--supervise
-//! [--allow-bind HOSTPATH]...] NAME -- CMD...`: create a container, run CMD as its init,
-//! wait for the container to die, print init's status on stderr and exit with it (N, or
-//! 128 + the signal).
+//! `kc run [--ns LIST] [--join NSFILE]... [--cgroup DIR] [--kill-on-close] [--rootfs DIR]
+//! [--keyd] [--supervise [--allow-bind HOSTPATH]...] NAME -- CMD...`: create a container,
+//! run CMD as its init, wait for the container to die, print init's status on stderr and
+//! exit with it (N, or 128 + the signal).
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -23,6 +23,8 @@ pub struct Args {
     /// SIGKILL every member when kc's container fd is closed (CONTAINER_KILL_ON_CLOSE).
     #[arg(long)]
     pub kill_on_close: bool,
+    #[command(flatten)]
+    pub adopt: crate::part4::Adopt,
     /// Assemble the root from outside: an empty mount namespace, a tmpfs root made in
     /// the container's namespaces, DIR copied in through the cfd, procfs at /proc.
     #[arg(long, value_name = "DIR")]
@@ -62,6 +64,7 @@ pub fn main(args: Args) -> Result<u8> {
     let argv = Argv::new(&args.cmd)?;
     let name = &args.name;
     let cfd = crate::util::create_container(name, flags)?;
+    args.adopt.apply(cfd.as_fd())?;
     if let Some(dir) = &args.rootfs {
         rootfs::assemble_root(cfd.as_fd(), dir)?;
     }
