@@ -111,7 +111,8 @@ const SETTABLE: [(Ns, &str); 6] = [
 /// mount namespaces, files that are not namespaces and bad fds are refused. Init then
 /// runs in every adopted namespace (pid 1 of the adopted PID namespace, the holder's
 /// hostname), CONTAINER_GET_NET_NAMESPACE gives the adopted one, the user and mount
-/// namespaces are still the container's; after start every set is EBUSY.
+/// namespaces are still the container's; after start every set is EBUSY, whatever its
+/// argument.
 pub fn namespaces() -> Result<()> {
     let cfd = create("adoptns", CONTAINER_NEW_UTS_NS | CONTAINER_NEW_NET_NS)?;
     // After the cfd, so that the closed number stays closed.
@@ -219,6 +220,23 @@ pub fn namespaces() -> Result<()> {
             Errno::BUSY,
         )?;
     }
+    // After start, EBUSY comes first, whatever the argument.
+    let mnt = holder.open("mnt")?;
+    expect_errno(
+        "CONTAINER_SET_NAMESPACE(a mount namespace) after start",
+        ioctl::set_namespace(cfd.as_fd(), mnt.as_raw_fd()),
+        Errno::BUSY,
+    )?;
+    expect_errno(
+        "CONTAINER_SET_NAMESPACE(-1) after start",
+        ioctl::set_namespace(cfd.as_fd(), -1),
+        Errno::BUSY,
+    )?;
+    expect_errno(
+        "CONTAINER_SET_CGROUP(-1) after start",
+        ioctl::set_cgroup(cfd.as_fd(), -1),
+        Errno::BUSY,
+    )?;
     init.release()?;
     ok(
         "container_wait",
@@ -237,8 +255,8 @@ pub fn namespaces() -> Result<()> {
 /// (setns(2) would refuse them the namespace); root in a child PID namespace gets EINVAL
 /// for a PID namespace above its own (setns(2)'s rule); the cfd's namespaces stay as
 /// they were. An unprivileged owner of a container with its own user namespace may set
-/// a network namespace of another user namespace it owns, not the host's, and its init
-/// starts there.
+/// a network namespace of another user namespace it owns, not the host's, nor a cgroup
+/// namespace (root-only, as CONTAINER_NEW_CGROUP_NS is), and its init starts there.
 pub fn namespaces_permission() -> Result<()> {
     let cfd = create("adoptperm", CONTAINER_NEW_UTS_NS)?;
     let holder = Holder::new(libc::CLONE_NEWNET | libc::CLONE_NEWUTS)?;
@@ -313,7 +331,15 @@ pub fn namespaces_permission() -> Result<()> {
             ioctl::set_namespace(own.as_fd(), host_net.as_raw_fd()),
             Errno::PERM,
         )?;
-        let sibling = Holder::new(libc::CLONE_NEWUSER | libc::CLONE_NEWNET)?;
+        let sibling =
+            Holder::new(libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWCGROUP)?;
+        // A cgroup namespace is root-only, as CONTAINER_NEW_CGROUP_NS is.
+        let their_cgroup = sibling.open("cgroup")?;
+        expect_errno(
+            "CONTAINER_SET_NAMESPACE(a cgroup namespace) by an unprivileged owner",
+            ioctl::set_namespace(own.as_fd(), their_cgroup.as_raw_fd()),
+            Errno::PERM,
+        )?;
         let their_net = sibling.open("net")?;
         ok(
             "CONTAINER_SET_NAMESPACE(a net namespace of the owner's other user namespace)",
@@ -434,7 +460,9 @@ fn expect_preparing(cfd: &OwnedFd, when: &str) -> Result<()> {
 }
 
 /// CONTAINER_SET_CGROUP: init starts in the cgroup (an O_PATH fd will do), through
-/// fork_into_container() and clone3(); a second set and a set after start are EBUSY;
+/// fork_into_container() and clone3(); a second set and a set after start are EBUSY
+/// (after start whatever the argument); an adopted cgroup namespace excludes a cgroup
+/// and CLONE_INTO_CGROUP, a cgroup an adopted cgroup namespace (EINVAL);
 /// a clone3() start that names a cgroup of its own as well is EINVAL and leaves the
 /// container startable; not a cgroup2 directory is EBADF, a removed cgroup ENOENT (when
 /// set, and at the start if removed after), a container with its own cgroup namespace
@@ -473,6 +501,33 @@ pub fn cgroup() -> Result<()> {
         Errno::INVAL,
     )?;
 
+    // An adopted cgroup namespace is one of the container's own: no cgroup for it, and
+    // no cgroup namespace for a container with a cgroup.
+    let holder = Holder::new(libc::CLONE_NEWCGROUP)?;
+    let cgns = holder.open("cgroup")?;
+    let adopted = create("adoptcgan", 0)?;
+    ok(
+        "CONTAINER_SET_NAMESPACE(cgroup) by root",
+        ioctl::set_namespace(adopted.as_fd(), cgns.as_raw_fd()),
+    )?;
+    expect_errno(
+        "CONTAINER_SET_CGROUP with an adopted cgroup namespace",
+        ioctl::set_cgroup(adopted.as_fd(), cg_fd.as_raw_fd()),
+        Errno::INVAL,
+    )?;
+    let into = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cg_fd.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    expect_errno(
+        "clone3(CLONE_INTO_CGROUP) with an adopted cgroup namespace",
+        clone3_child(&adopted, into),
+        Errno::INVAL,
+    )?;
+    expect_preparing(&adopted, "after the refused clone3()")?;
+
     // fork_into_container().
     ok(
         "CONTAINER_SET_CGROUP(O_PATH fd)",
@@ -483,6 +538,12 @@ pub fn cgroup() -> Result<()> {
         ioctl::set_cgroup(cfd.as_fd(), cg_fd.as_raw_fd()),
         Errno::BUSY,
     )?;
+    expect_errno(
+        "CONTAINER_SET_NAMESPACE(cgroup) with a cgroup set",
+        ioctl::set_namespace(cfd.as_fd(), cgns.as_raw_fd()),
+        Errno::INVAL,
+    )?;
+    holder.release()?;
     let init = Held::start(&cfd, 0, || Ok(()))?;
     let got = init_cgroup(init.pid())?;
     ensure!(
@@ -534,6 +595,11 @@ pub fn cgroup() -> Result<()> {
         ioctl::set_cgroup(started.as_fd(), cg_fd.as_raw_fd()),
         Errno::BUSY,
     )?;
+    expect_errno(
+        "CONTAINER_SET_CGROUP(/tmp) after start",
+        ioctl::set_cgroup(started.as_fd(), tmp.as_raw_fd()),
+        Errno::BUSY,
+    )?;
     init.release()?;
 
     // Removed between the set and the start.
@@ -559,10 +625,13 @@ pub fn cgroup() -> Result<()> {
     expect_preparing(&cfd, "after the start into a removed cgroup")
 }
 
-/// The starter is checked, at the start: an unprivileged owner may set a cgroup it
-/// cannot write (root's), and its start then fails with CLONE_INTO_CGROUP's EACCES,
-/// leaving the container unstarted; root can set it for a cfd received over SCM_RIGHTS
-/// and start it, which is CLONE_INTO_CGROUP's rule for root.
+/// Both sides are checked as clone3(CLONE_INTO_CGROUP) checks its caller. The one who
+/// sets: an unprivileged owner gets EACCES for root's cgroup (so a cfd holder cannot
+/// spend a starter's rights on a cgroup it may not use). The starter: root sets root's
+/// cgroup on the owner's container (received over SCM_RIGHTS), and the owner's own
+/// start then fails with EACCES, leaving the container unstarted, while root's start
+/// succeeds. Delegation: an unprivileged user in a cgroup delegated to it sets a
+/// sub-cgroup it made and starts its init there.
 pub fn cgroup_permission() -> Result<()> {
     let probe = create("adoptcgp", 0)?;
     drop(probe);
@@ -570,16 +639,21 @@ pub fn cgroup_permission() -> Result<()> {
     let cg = Cgroup::new("adoptp")?;
     let cg_fd = cg.open()?;
     let (a, b) = h::socketpair()?;
+    let gate = Pipe::new()?;
     let mut owner = Proc::fork("an unprivileged owner", || {
         h::become_user(NOBODY)?;
         let own = h::create_as_owner(
             &h::unique_name("adoptcgu"),
             CONTAINER_NEW_USER_NS | CONTAINER_FD_CLOEXEC,
         )?;
-        ok(
+        expect_errno(
             "CONTAINER_SET_CGROUP(root's cgroup) by an unprivileged owner",
             ioctl::set_cgroup(own.as_fd(), cg_fd.as_raw_fd()),
+            Errno::ACCESS,
         )?;
+        h::send_fd(&a, &own)?;
+        // Root sets its cgroup meanwhile.
+        gate.wait();
         match Proc::try_init(&own, || Ok(0))? {
             Err(e) => ensure!(
                 e == Errno::ACCESS,
@@ -592,10 +666,14 @@ pub fn cgroup_permission() -> Result<()> {
             }
         }
         expect_preparing(&own, "after the refused start")?;
-        h::send_fd(&a, &own)?;
         Ok(0)
     })?;
     let own = h::recv_fd(&b)?;
+    ok(
+        "CONTAINER_SET_CGROUP(root's cgroup) by root, on nobody's container",
+        ioctl::set_cgroup(own.as_fd(), cg_fd.as_raw_fd()),
+    )?;
+    gate.open(1)?;
     owner.wait_exit(0)?;
     let init = Held::start(&own, 0, || Ok(()))?;
     let got = init_cgroup(init.pid())?;
@@ -604,7 +682,48 @@ pub fn cgroup_permission() -> Result<()> {
         "init's cgroup {got:?}, expected {:?}",
         cg.line()
     );
-    init.release()
+    init.release()?;
+
+    // A cgroup delegated to nobody (the directory and its cgroup.procs are nobody's):
+    // nobody, moved there, makes a sub-cgroup, sets it and starts its init in it.
+    let delegated = Cgroup::new("adoptdel")?;
+    for path in [delegated.0.clone(), format!("{}/cgroup.procs", delegated.0)] {
+        rustix::fs::chown(
+            path.as_str(),
+            Some(rustix::fs::Uid::from_raw(NOBODY)),
+            Some(rustix::fs::Gid::from_raw(NOBODY)),
+        )
+        .with_context(|| format!("chown {path}"))?;
+    }
+    let sub = format!("{}/sub", delegated.0);
+    let line = format!("{}/sub", delegated.line());
+    let moved = Pipe::new()?;
+    let mut user = Proc::fork("nobody in a delegated cgroup", || {
+        moved.wait();
+        h::become_user(NOBODY)?;
+        std::fs::create_dir(&sub).with_context(|| format!("mkdir {sub} as nobody"))?;
+        let own = h::create_as_owner(
+            &h::unique_name("adoptdel"),
+            CONTAINER_NEW_USER_NS | CONTAINER_FD_CLOEXEC,
+        )?;
+        let sub_fd = open(&sub, O::PATH | O::DIRECTORY)?;
+        ok(
+            "CONTAINER_SET_CGROUP(a delegated sub-cgroup) by nobody",
+            ioctl::set_cgroup(own.as_fd(), sub_fd.as_raw_fd()),
+        )?;
+        let init = Held::start(&own, 0, || Ok(()))?;
+        let got = init_cgroup(init.pid())?;
+        ensure!(got == line, "init's cgroup {got:?}, expected {line:?}");
+        init.release()?;
+        Ok(0)
+    })?;
+    let procs = format!("{}/cgroup.procs", delegated.0);
+    std::fs::write(&procs, user.pid().to_string())
+        .with_context(|| format!("moving the helper into {procs}"))?;
+    moved.open(1)?;
+    let done = user.wait_exit(0);
+    let _ = std::fs::remove_dir(format!("{}/sub", delegated.0));
+    done
 }
 
 /// clone3(CLONE_INTO_CONTAINER) of a child that pauses until killed.
