@@ -19,6 +19,8 @@ pub struct Boot<'a> {
     pub extras: &'a [Extra],
     pub timeout: Option<Duration>,
     pub gdb: bool,
+    /// Guest memory instead of the profile's (512 MiB, 2 GiB with --debug).
+    pub memory_mib: Option<u32>,
 }
 
 pub struct Outcome {
@@ -49,10 +51,10 @@ pub fn boot(layout: &Layout, command: &str, b: Boot<'_>, console: Console<'_>) -
     let machine = Machine {
         kernel: layout.bzimage(),
         initrd,
-        memory_mib: match layout.profile {
+        memory_mib: b.memory_mib.unwrap_or(match layout.profile {
             Profile::Default => 512,
             Profile::Debug => 2048,
-        },
+        }),
         append: ["console=ttyS0", "panic=-1", "printk.devkmsg=on"]
             .map(String::from)
             .to_vec(),

@@ -16,6 +16,8 @@ use crate::progress;
 
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 pub const TESTS_GUEST_PATH: &str = "/bin/uapi-tests";
+/// Where the benchmarks (`cargo xtask bench`) are in the guest.
+pub const BENCH_GUEST_PATH: &str = "/bin/kc-bench";
 
 /// `--add HOST_PATH:GUEST_PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +142,11 @@ pub fn pack(layout: &Layout, job: &Job, extras: &[Extra], out: &Path) -> Result<
         "/bin/kc",
         0o755,
         &read(&layout.guest_bin("kc"), "kc, the container demo tool")?,
+    )?;
+    w.file(
+        BENCH_GUEST_PATH,
+        0o755,
+        &read(&layout.guest_bin("kc-bench"), "kc-bench, the benchmarks")?,
     )?;
     let job_json = serde_json::to_vec_pretty(job).context("encoding the job")?;
     w.file(JOB_PATH, 0o644, &job_json)?;

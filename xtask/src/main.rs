@@ -2,6 +2,7 @@
 //! the pieces they share.
 
 mod base;
+mod bench;
 mod build;
 mod check;
 mod cpio;
@@ -73,6 +74,8 @@ enum Command {
     Run(run::Args),
     /// The review gate: checkpatch, rustfmt, kernel-doc, and every patch built with the feature on and off (and, from the first keys patch, with CONFIG_KEYS off)
     Check(check::Args),
+    /// Run the benchmarks in the guest: the container's costs as ratios against mainline's, measured in one run
+    Bench(bench::Args),
     /// Move the series between patches/ and the kernel tree
     Patches {
         #[command(subcommand)]
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&cli.opts, &args),
         Command::Run(args) => run::run(&cli.opts, &args),
         Command::Check(args) => check::run(&cli.opts, &args),
+        Command::Bench(args) => bench::run(&cli.opts, &args),
         Command::Patches { command } => patches::run(&cli.opts, &command).map(|_| 0),
     };
     match result {

@@ -48,6 +48,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
                 extras: &args.add,
                 timeout,
                 gdb: args.gdb,
+                memory_mib: None,
             },
             Console::Interactive,
         )?;
@@ -78,6 +79,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
             extras: &args.add,
             timeout: Some(timeout),
             gdb: args.gdb,
+            memory_mib: None,
         },
         Console::Captured {
             console: &mut on_console,

@@ -111,6 +111,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
             extras: &[],
             timeout: Some(Duration::from_secs(timeout)),
             gdb: false,
+            memory_mib: None,
         },
         Console::Captured {
             console: &mut on_console,
