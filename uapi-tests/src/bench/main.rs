@@ -10,6 +10,9 @@
 //! proc.rs       reading /proc/containers with 10 to 100,000 rows; slab per container
 //! kill.rs       container_kill() + container_wait() of N members, against
 //!               cgroup.kill + cgroup.events for the same processes
+//! keys.rs       request_key() through the container keyring against the session
+//!               keyring; an upcall answered by the supervisor (intercept) against
+//!               /sbin/request-key
 //! ```
 //!
 //! Output: one `BENCH {json}` line per figure on stdout (a `Figure`), progress on
@@ -26,6 +29,10 @@ mod fork;
 #[allow(dead_code)]
 #[path = "../container/ioctl.rs"]
 mod ioctl;
+#[allow(dead_code)]
+#[path = "../container/keyctl.rs"]
+mod keyctl;
+mod keys;
 mod kill;
 mod lifecycle;
 mod proc;
@@ -112,6 +119,12 @@ impl Figure {
         }
     }
 
+    /// The same figure without a goal (the issue set none for it).
+    pub fn no_goal(mut self) -> Figure {
+        self.goal = None;
+        self
+    }
+
     pub fn emit(&self) -> Result<()> {
         println!("BENCH {}", serde_json::to_string(self)?);
         Ok(())
@@ -125,6 +138,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("fork", fork::run),
     ("proc_containers", proc::run),
     ("kill", kill::run),
+    ("keys", keys::run),
 ];
 
 fn main() -> ExitCode {
