@@ -375,6 +375,10 @@ static TESTS: &[Test] = &[
     .timeout(120),
     Test::new("container_adopt_cgroup", container::adopt::cgroup),
     Test::new(
+        "container_adopt_cgroup_namespace",
+        container::adopt::cgroup_namespace,
+    ),
+    Test::new(
         "container_adopt_cgroup_permission",
         container::adopt::cgroup_permission,
     ),

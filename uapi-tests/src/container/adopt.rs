@@ -59,9 +59,20 @@ pub(super) struct Holder {
 
 impl Holder {
     pub(super) fn new(flags: c_int) -> Result<Holder> {
+        Self::new_in(flags, None)
+    }
+
+    /// A holder that first moves itself into the cgroup `cgroup` (a directory under
+    /// /sys/fs/cgroup), so that a cgroup namespace it unshares is rooted there.
+    fn new_in(flags: c_int, cgroup: Option<&str>) -> Result<Holder> {
         let ready = Pipe::new()?;
         let gate = Pipe::new()?;
         let proc = Proc::fork("a namespace holder", || {
+            if let Some(dir) = cgroup {
+                let procs = format!("{dir}/cgroup.procs");
+                std::fs::write(&procs, std::process::id().to_string())
+                    .with_context(|| format!("moving the holder into {procs}"))?;
+            }
             handle::unshare(flags)?;
             if flags & libc::CLONE_NEWUTS != 0 {
                 rustix::system::sethostname(HOSTNAME.as_bytes()).context("sethostname")?;
@@ -461,12 +472,11 @@ fn expect_preparing(cfd: &OwnedFd, when: &str) -> Result<()> {
 
 /// CONTAINER_SET_CGROUP: init starts in the cgroup (an O_PATH fd will do), through
 /// fork_into_container() and clone3(); a second set and a set after start are EBUSY
-/// (after start whatever the argument); an adopted cgroup namespace excludes a cgroup
-/// and CLONE_INTO_CGROUP, a cgroup an adopted cgroup namespace (EINVAL);
+/// (after start whatever the argument);
 /// a clone3() start that names a cgroup of its own as well is EINVAL and leaves the
 /// container startable; not a cgroup2 directory is EBADF, a removed cgroup ENOENT (when
-/// set, and at the start if removed after), a container with its own cgroup namespace
-/// EINVAL.
+/// set, and at the start if removed after). The cgroup namespace rule is
+/// `cgroup_namespace`'s.
 pub fn cgroup() -> Result<()> {
     let cfd = create("adoptcg", 0)?;
     require_cgroup2()?;
@@ -492,41 +502,8 @@ pub fn cgroup() -> Result<()> {
         ioctl::set_cgroup(cfd.as_fd(), gone_fd.as_raw_fd()),
         Errno::NOENT,
     )?;
-    let own_ns = create("adoptcgns", CONTAINER_NEW_CGROUP_NS)?;
     let cg = Cgroup::new("adopt")?;
     let cg_fd = cg.open()?;
-    expect_errno(
-        "CONTAINER_SET_CGROUP on a container with its own cgroup namespace",
-        ioctl::set_cgroup(own_ns.as_fd(), cg_fd.as_raw_fd()),
-        Errno::INVAL,
-    )?;
-
-    // An adopted cgroup namespace is one of the container's own: no cgroup for it, and
-    // no cgroup namespace for a container with a cgroup.
-    let holder = Holder::new(libc::CLONE_NEWCGROUP)?;
-    let cgns = holder.open("cgroup")?;
-    let adopted = create("adoptcgan", 0)?;
-    ok(
-        "CONTAINER_SET_NAMESPACE(cgroup) by root",
-        ioctl::set_namespace(adopted.as_fd(), cgns.as_raw_fd()),
-    )?;
-    expect_errno(
-        "CONTAINER_SET_CGROUP with an adopted cgroup namespace",
-        ioctl::set_cgroup(adopted.as_fd(), cg_fd.as_raw_fd()),
-        Errno::INVAL,
-    )?;
-    let into = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cg_fd.as_raw_fd() as u64,
-        ..CloneArgs::default()
-    };
-    expect_errno(
-        "clone3(CLONE_INTO_CGROUP) with an adopted cgroup namespace",
-        clone3_child(&adopted, into),
-        Errno::INVAL,
-    )?;
-    expect_preparing(&adopted, "after the refused clone3()")?;
 
     // fork_into_container().
     ok(
@@ -538,12 +515,6 @@ pub fn cgroup() -> Result<()> {
         ioctl::set_cgroup(cfd.as_fd(), cg_fd.as_raw_fd()),
         Errno::BUSY,
     )?;
-    expect_errno(
-        "CONTAINER_SET_NAMESPACE(cgroup) with a cgroup set",
-        ioctl::set_namespace(cfd.as_fd(), cgns.as_raw_fd()),
-        Errno::INVAL,
-    )?;
-    holder.release()?;
     let init = Held::start(&cfd, 0, || Ok(()))?;
     let got = init_cgroup(init.pid())?;
     ensure!(
@@ -623,6 +594,120 @@ pub fn cgroup() -> Result<()> {
         }
     }
     expect_preparing(&cfd, "after the start into a removed cgroup")
+}
+
+/// A cgroup chosen for init must be inside the cgroup namespace it enters: a pod (a
+/// cgroup namespace rooted at the pod's cgroup, adopted) starts its init in the pod's
+/// cgroup, which init sees as "/", and in a sub-cgroup through clone3(); a cgroup
+/// outside that namespace fails the start with EINVAL, through either call, and leaves
+/// the container unstarted; without a chosen cgroup, init starts where its starter is.
+pub fn cgroup_namespace() -> Result<()> {
+    let probe = create("adoptcgn", 0)?;
+    drop(probe);
+    require_cgroup2()?;
+    let pod = Cgroup::new("pod")?;
+    let other = Cgroup::new("notpod")?;
+    let sub = format!("{}/sub", pod.0);
+    std::fs::create_dir(&sub).with_context(|| format!("mkdir {sub}"))?;
+    let result = (|| -> Result<()> {
+        let holder = Holder::new_in(libc::CLONE_NEWCGROUP, Some(&pod.0))?;
+        let cgns = holder.open("cgroup")?;
+        let (pod_fd, other_fd) = (pod.open()?, other.open()?);
+        let sub_fd = open(&sub, O::PATH | O::DIRECTORY)?;
+        let adopting = |tag: &str| -> Result<OwnedFd> {
+            let cfd = create(tag, 0)?;
+            ok(
+                "CONTAINER_SET_NAMESPACE(the pod's cgroup namespace)",
+                ioctl::set_namespace(cfd.as_fd(), cgns.as_raw_fd()),
+            )?;
+            Ok(cfd)
+        };
+
+        // The pod's cgroup, set: init is at its namespace's root.
+        let cfd = adopting("adoptpod")?;
+        ok(
+            "CONTAINER_SET_CGROUP(the pod's cgroup)",
+            ioctl::set_cgroup(cfd.as_fd(), pod_fd.as_raw_fd()),
+        )?;
+        let init = Held::start(&cfd, 0, || {
+            let own = std::fs::read_to_string("/proc/self/cgroup").context("cgroup")?;
+            ensure!(
+                own.trim() == "0::/",
+                "init sees its cgroup as {own:?}, expected 0::/"
+            );
+            Ok(())
+        })?;
+        let got = init_cgroup(init.pid())?;
+        ensure!(
+            got == pod.line(),
+            "init's cgroup {got:?}, expected {:?}",
+            pod.line()
+        );
+        init.release()?;
+
+        // Outside the namespace: EINVAL at the start, both ways.
+        let cfd = adopting("adoptout")?;
+        ok(
+            "CONTAINER_SET_CGROUP(a cgroup outside the pod) (checked at the start)",
+            ioctl::set_cgroup(cfd.as_fd(), other_fd.as_raw_fd()),
+        )?;
+        match Proc::try_init(&cfd, || Ok(0))? {
+            Err(e) => ensure!(
+                e == Errno::INVAL,
+                "fork_into_container into a cgroup outside the container's cgroup namespace: \
+                 {}, expected EINVAL",
+                errno_name(e)
+            ),
+            Ok(mut p) => {
+                let _ = p.wait();
+                bail!("init started outside its cgroup namespace's root");
+            }
+        }
+        expect_preparing(&cfd, "after the start outside the cgroup namespace")?;
+        let cfd = adopting("adoptout3")?;
+        let into = |fd: &OwnedFd| CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: fd.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        expect_errno(
+            "clone3(CLONE_INTO_CGROUP outside the container's cgroup namespace)",
+            clone3_child(&cfd, into(&other_fd)),
+            Errno::INVAL,
+        )?;
+        expect_preparing(&cfd, "after the refused clone3()")?;
+        // Inside: a sub-cgroup of the pod, through clone3().
+        let pid = ok(
+            "clone3(CLONE_INTO_CGROUP a sub-cgroup of the pod)",
+            clone3_child(&cfd, into(&sub_fd)),
+        )?;
+        let got = init_cgroup(pid)?;
+        // SAFETY: signals and reaps our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        h::waitpid_within(pid, std::time::Duration::from_secs(20))?;
+        let want = format!("{}/sub", pod.line());
+        ensure!(
+            got == want,
+            "clone3 init's cgroup {got:?}, expected {want:?}"
+        );
+
+        // No chosen cgroup: where the starter is (outside the pod), as after setns().
+        let cfd = adopting("adoptnone")?;
+        let init = Held::start(&cfd, 0, || Ok(()))?;
+        let (theirs, ours) = (
+            init_cgroup(init.pid())?,
+            init_cgroup(std::process::id() as libc::pid_t)?,
+        );
+        ensure!(
+            theirs == ours,
+            "init without a chosen cgroup is in {theirs:?}, its starter in {ours:?}"
+        );
+        init.release()?;
+        holder.release()
+    })();
+    let _ = std::fs::remove_dir(&sub);
+    result
 }
 
 /// Both sides are checked as clone3(CLONE_INTO_CGROUP) checks its caller. The one who

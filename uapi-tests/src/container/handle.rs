@@ -948,25 +948,8 @@ pub fn clone3_errors() -> Result<()> {
     let r = init_fails(&cfd, fork_args())?;
     expect_errno("clone3(CLONE_INTO_CONTAINER) a second time", r, Errno::BUSY)?;
 
-    // CLONE_INTO_CGROUP with a cgroup namespace of the container's own.
-    let (_name, cfd) = create("clone3cgns", CONTAINER_NEW_CGROUP_NS)?;
-    let cg = rustix::fs::open(
-        "/sys/fs/cgroup",
-        rustix::fs::OFlags::DIRECTORY,
-        rustix::fs::Mode::empty(),
-    )
-    .context("open /sys/fs/cgroup")?;
-    let args = CloneArgs {
-        flags: 1 << 33, // CLONE_INTO_CGROUP
-        cgroup: cg.as_raw_fd() as u64,
-        ..fork_args()
-    };
-    let r = init_fails(&cfd, args)?;
-    expect_errno(
-        "clone3(CLONE_INTO_CONTAINER | CLONE_INTO_CGROUP), NEW_CGROUP_NS container",
-        r,
-        Errno::INVAL,
-    )?;
+    // CLONE_INTO_CGROUP outside the container's cgroup namespace: adopt.rs
+    // (container_adopt_cgroup_namespace).
 
     // An unprivileged caller, root's container.
     let (_name, cfd) = create("clone3perm", 0)?;
