@@ -107,8 +107,9 @@ pub fn run(plan: &Plan, clock: &Clock) -> Result<()> {
             rows = read_all(&mut buf)?;
             best = best.min((timing::cycles() - start) as f64);
         }
+        // Containers of earlier benchmarks may still be on their way out: at least ours.
         ensure!(
-            rows == base_rows + n,
+            rows >= n && rows <= base_rows + n,
             "/proc/containers shows {rows} rows with {n} containers held (and {base_rows} before)"
         );
         let ms = clock.us(best) / 1000.0;
