@@ -18,6 +18,8 @@ const TARGET: &str = "x86_64-unknown-linux-gnu";
 pub const TESTS_GUEST_PATH: &str = "/bin/uapi-tests";
 /// Where the benchmarks (`cargo xtask bench`) are in the guest.
 pub const BENCH_GUEST_PATH: &str = "/bin/kc-bench";
+/// Where the fuzzer (`cargo xtask fuzz`) is in the guest.
+pub const FUZZ_GUEST_PATH: &str = "/bin/kc-fuzz";
 
 /// `--add HOST_PATH:GUEST_PATH`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +149,11 @@ pub fn pack(layout: &Layout, job: &Job, extras: &[Extra], out: &Path) -> Result<
         BENCH_GUEST_PATH,
         0o755,
         &read(&layout.guest_bin("kc-bench"), "kc-bench, the benchmarks")?,
+    )?;
+    w.file(
+        FUZZ_GUEST_PATH,
+        0o755,
+        &read(&layout.guest_bin("kc-fuzz"), "kc-fuzz, the fuzzer")?,
     )?;
     let job_json = serde_json::to_vec_pretty(job).context("encoding the job")?;
     w.file(JOB_PATH, 0o644, &job_json)?;

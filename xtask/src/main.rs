@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod check;
 mod cpio;
+mod fuzz;
 mod guest;
 mod image;
 mod kconfig;
@@ -76,6 +77,8 @@ enum Command {
     Check(check::Args),
     /// Run the benchmarks in the guest: the container's costs as ratios against mainline's, measured in one run
     Bench(bench::Args),
+    /// Run the seeded fuzzer in the guest, on the debug kernel: random calls of the uAPI, invariants after each batch, stop on a splat
+    Fuzz(fuzz::Args),
     /// Move the series between patches/ and the kernel tree
     Patches {
         #[command(subcommand)]
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&cli.opts, &args),
         Command::Check(args) => check::run(&cli.opts, &args),
         Command::Bench(args) => bench::run(&cli.opts, &args),
+        Command::Fuzz(args) => fuzz::run(&cli.opts, &args),
         Command::Patches { command } => patches::run(&cli.opts, &command).map(|_| 0),
     };
     match result {
