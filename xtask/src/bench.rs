@@ -10,12 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use kcontainer_init::Job;
 use serde::{Deserialize, Serialize};
 
-use crate::guest::{self, Boot};
+use crate::guest;
 use crate::image::{self, BENCH_GUEST_PATH};
-use crate::qemu::Console;
 use crate::report::{self, Untestable, Verdict};
 use crate::{build, Options};
 
@@ -101,37 +99,15 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         args.memory
     );
     let verbose = opts.verbose;
-    let mut on_console = |line: &str| {
-        if verbose || line.contains("kc-bench:") {
-            println!("{line}");
-        }
-    };
-    let mut on_channel = |line: &str| {
-        if verbose {
-            println!("{line}");
-        }
-    };
-    let outcome = guest::boot(
+    let (outcome, text) = guest::run_job(
         &layout,
         "bench",
-        Boot {
-            job: Job {
-                argv,
-                interactive: false,
-                stdout: Some("/dev/ttyS1".into()),
-            },
-            extras: &[],
-            timeout: Some(Duration::from_secs(timeout)),
-            gdb: false,
-            memory_mib: Some(args.memory),
-        },
-        Console::Captured {
-            console: &mut on_console,
-            ktap: &mut on_channel,
-        },
+        argv,
+        Duration::from_secs(timeout),
+        Some(args.memory),
+        |line| verbose || line.contains("kc-bench:"),
+        |_| verbose,
     )?;
-    let text = std::fs::read_to_string(&outcome.ktap_log)
-        .with_context(|| format!("reading {}", outcome.ktap_log.display()))?;
     let (figures, failed) = parse(&text)?;
     let mut verdict = report::judge(&outcome.end, None, &[], &outcome.splats, true);
     verdict.extend(

@@ -7,12 +7,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use kcontainer_init::Job;
 use serde::Serialize;
 
-use crate::guest::{self, Boot};
+use crate::guest;
 use crate::image::{self, FUZZ_GUEST_PATH};
-use crate::qemu::Console;
 use crate::report::{self, Untestable, Verdict};
 use crate::{build, Options};
 
@@ -75,33 +73,15 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         args.calls
     );
     let verbose = opts.verbose;
-    let mut on_console = |line: &str| {
-        if verbose {
-            println!("{line}");
-        }
-    };
-    let mut on_channel = |line: &str| println!("{line}");
-    let outcome = guest::boot(
+    let (outcome, text) = guest::run_job(
         &layout,
         "fuzz",
-        Boot {
-            job: Job {
-                argv,
-                interactive: false,
-                stdout: Some("/dev/ttyS1".into()),
-            },
-            extras: &[],
-            timeout: Some(Duration::from_secs(args.timeout)),
-            gdb: false,
-            memory_mib: None,
-        },
-        Console::Captured {
-            console: &mut on_console,
-            ktap: &mut on_channel,
-        },
+        argv,
+        Duration::from_secs(args.timeout),
+        None,
+        |_| verbose,
+        |_| true,
     )?;
-    let text = std::fs::read_to_string(&outcome.ktap_log)
-        .with_context(|| format!("reading {}", outcome.ktap_log.display()))?;
     let last = text.lines().rev().find(|l| l.starts_with("FUZZ "));
     let failure = text.lines().find(|l| l.starts_with("FUZZ-FAILED"));
     let mut verdict = report::judge(&outcome.end, None, &[], &outcome.splats, true);

@@ -42,6 +42,53 @@ pub fn is_user_line(line: &str) -> bool {
     !kernel && !line.contains(EXIT_MARKER)
 }
 
+/// Boots `argv` as a non-interactive job whose stdout is the second serial port
+/// (`cargo xtask bench`, `cargo xtask fuzz`), printing the console and channel lines
+/// that `show_console` and `show_channel` accept; returns the outcome and the text the
+/// job wrote.
+pub fn run_job(
+    layout: &Layout,
+    command: &str,
+    argv: Vec<String>,
+    timeout: Duration,
+    memory_mib: Option<u32>,
+    show_console: impl Fn(&str) -> bool,
+    show_channel: impl Fn(&str) -> bool,
+) -> Result<(Outcome, String)> {
+    let mut on_console = |line: &str| {
+        if show_console(line) {
+            println!("{line}");
+        }
+    };
+    let mut on_channel = |line: &str| {
+        if show_channel(line) {
+            println!("{line}");
+        }
+    };
+    let outcome = boot(
+        layout,
+        command,
+        Boot {
+            job: Job {
+                argv,
+                interactive: false,
+                stdout: Some("/dev/ttyS1".into()),
+            },
+            extras: &[],
+            timeout: Some(timeout),
+            gdb: false,
+            memory_mib,
+        },
+        Console::Captured {
+            console: &mut on_console,
+            ktap: &mut on_channel,
+        },
+    )?;
+    let text = std::fs::read_to_string(&outcome.ktap_log)
+        .with_context(|| format!("reading {}", outcome.ktap_log.display()))?;
+    Ok((outcome, text))
+}
+
 pub fn boot(layout: &Layout, command: &str, b: Boot<'_>, console: Console<'_>) -> Result<Outcome> {
     let run_dir = layout.new_run(command)?;
     let initrd = run_dir.join("initramfs.cpio");

@@ -6,15 +6,15 @@
 //! /sbin/request-key (`kc request-key`, which negates it too), round trip each.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use anyhow::{bail, ensure, Context, Result};
 use rustix::io::Errno;
 
-use crate::calls;
 use crate::keyctl::{self, KEY_SPEC_SESSION_KEYRING};
 use crate::timing::{self, Clock};
 use crate::uapi::*;
+use crate::{calls, init};
 use crate::{Figure, Plan};
 
 const KEY_POS_ALL: u32 = 0x3f00_0000;
@@ -23,63 +23,6 @@ const KEYCTL_INVALIDATE: libc::c_long = 21;
 
 fn errno(what: &str, e: Errno) -> anyhow::Error {
     anyhow::anyhow!("{what}: {}", crate::errno::errno_name(e))
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    rustix::pipe::pipe().context("pipe")
-}
-
-fn send(fd: &OwnedFd, v: u64) -> Result<()> {
-    ensure!(
-        rustix::io::write(fd, &v.to_ne_bytes()).context("write")? == 8,
-        "short write"
-    );
-    Ok(())
-}
-
-fn recv(fd: &OwnedFd) -> Result<Option<u64>> {
-    let mut b = [0u8; 8];
-    match rustix::io::read(fd, &mut b).context("read")? {
-        0 => Ok(None),
-        8 => Ok(Some(u64::from_ne_bytes(b))),
-        n => bail!("short read of {n}"),
-    }
-}
-
-/// Forks the init of `cfd`; it runs `body` with the command and result pipes.
-fn start_init(
-    cfd: &OwnedFd,
-    body: impl FnOnce(&OwnedFd, &OwnedFd) -> Result<()>,
-) -> Result<(libc::pid_t, OwnedFd, OwnedFd)> {
-    let (cmd_rx, cmd_tx) = pipe()?;
-    let (res_rx, res_tx) = pipe()?;
-    // SAFETY: single-threaded; the child runs `body` and _exits.
-    let pid = unsafe { calls::fork_into_container(cfd.as_raw_fd()) }
-        .map_err(|e| errno("fork_into_container", e))?;
-    if pid == 0 {
-        drop((cmd_tx, res_rx));
-        let code = match body(&cmd_rx, &res_tx) {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("kc-bench: keys: the init: {e:#}");
-                1
-            }
-        };
-        // SAFETY: ends the init.
-        unsafe { libc::_exit(code) };
-    }
-    Ok((pid, cmd_tx, res_rx))
-}
-
-fn reap(pid: libc::pid_t) -> Result<()> {
-    let mut status = 0;
-    // SAFETY: reaps our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    ensure!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "the init failed (status {status:#x})"
-    );
-    Ok(())
 }
 
 pub fn run(plan: &Plan, clock: &Clock) -> Result<()> {
@@ -99,7 +42,7 @@ fn lookup(plan: &Plan, clock: &Clock) -> Result<()> {
     keyctl::set_container_keyring(cfd.as_raw_fd(), ring)
         .map_err(|e| errno("KEYCTL_SET_CONTAINER_KEYRING", e))?;
     let (rounds, n) = (plan.rounds, plan.iterations);
-    let (pid, cmd, res) = start_init(&cfd, |_cmd, res| {
+    let init = init::start(&cfd, |_cmd, res| {
         keyctl::add_key(c"user", c"bench:session", b"x", KEY_SPEC_SESSION_KEYRING)
             .map_err(|e| errno("add_key(user) in the member's session keyring", e))?;
         let find = |desc: &'static std::ffi::CStr| {
@@ -115,13 +58,12 @@ fn lookup(plan: &Plan, clock: &Clock) -> Result<()> {
             &mut find(c"bench:container"),
             &mut find(c"bench:session"),
         )?;
-        send(res, container as u64)?;
-        send(res, session as u64)
+        init::send(res, container as u64)?;
+        init::send(res, session as u64)
     })?;
-    drop(cmd);
-    let container = recv(&res)?.context("the init ended")? as f64;
-    let session = recv(&res)?.context("the init ended")? as f64;
-    reap(pid)?;
+    let container = init::recv(&init.res)?.context("the init ended")? as f64;
+    let session = init::recv(&init.res)?.context("the init ended")? as f64;
+    init.finish()?;
     Figure::compared(
         "keys",
         "lookup",
@@ -159,9 +101,9 @@ fn upcall(plan: &Plan, clock: &Clock) -> Result<()> {
         .map_err(|e| errno("KEYCTL_CONTAINER_INTERCEPT", e))?;
     // The upcalls are slow (a process per request): fewer of them.
     let n = (plan.iterations / 20).max(5);
-    let (pid, cmd, res) = start_init(&cfd, |cmd, res| {
+    let init = init::start(&cfd, |cmd, res| {
         let mut i = 0u64;
-        while let Some(count) = recv(cmd)? {
+        while let Some(count) = init::recv(cmd)? {
             let start = timing::cycles();
             for _ in 0..count {
                 i += 1;
@@ -171,18 +113,18 @@ fn upcall(plan: &Plan, clock: &Clock) -> Result<()> {
                     other => bail!("intercepted request_key({desc:?}): {other:?}, expected ENOKEY"),
                 }
             }
-            send(res, (timing::cycles() - start) / count)?;
+            init::send(res, (timing::cycles() - start) / count)?;
         }
         Ok(())
     })?;
     // One batch of the init's requests, answered here; its cycles per request.
     let mut answered = 0u64;
     let mut batch = |count: u64| -> Result<f64> {
-        send(&cmd, count)?;
+        init::send(&init.cmd, count)?;
         loop {
             let mut fds = [
                 rustix::event::PollFd::new(watch.fd(), rustix::event::PollFlags::IN),
-                rustix::event::PollFd::new(&res, rustix::event::PollFlags::IN),
+                rustix::event::PollFd::new(&init.res, rustix::event::PollFlags::IN),
             ];
             rustix::event::poll(&mut fds, None).context("poll")?;
             if fds[0].revents().contains(rustix::event::PollFlags::IN) {
@@ -206,7 +148,9 @@ fn upcall(plan: &Plan, clock: &Clock) -> Result<()> {
                 continue;
             }
             if !fds[1].revents().is_empty() {
-                return recv(&res)?.map(|c| c as f64).context("the init ended");
+                return init::recv(&init.res)?
+                    .map(|c| c as f64)
+                    .context("the init ended");
             }
         }
     };
@@ -231,8 +175,7 @@ fn upcall(plan: &Plan, clock: &Clock) -> Result<()> {
             best_c = best_c.min(batch(n as u64)?);
         }
     }
-    drop(cmd);
-    reap(pid)?;
+    init.finish()?;
     ensure!(answered > 0, "the supervisor answered no request");
     // Drop the negative keys the helper runs left in our session keyring.
     if let Ok(keys) = keyctl::keyring_keys(KEY_SPEC_SESSION_KEYRING) {

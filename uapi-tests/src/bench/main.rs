@@ -10,6 +10,7 @@
 //! proc.rs       reading /proc/containers with 10 to 100,000 rows; slab per container
 //! kill.rs       container_kill() + container_wait() of N members, against
 //!               cgroup.kill + cgroup.events for the same processes
+//! init.rs       an init a benchmark drives over two pipes (fork.rs, keys.rs)
 //! keys.rs       request_key() through the container keyring against the session
 //!               keyring; an upcall answered by the supervisor (intercept) against
 //!               /sbin/request-key
@@ -26,6 +27,7 @@ mod calls;
 #[path = "../errno.rs"]
 mod errno;
 mod fork;
+mod init;
 #[allow(dead_code)]
 #[path = "../container/ioctl.rs"]
 mod ioctl;

@@ -470,6 +470,24 @@ fn expect_preparing(cfd: &OwnedFd, when: &str) -> Result<()> {
     Ok(())
 }
 
+/// fork_into_container(`cfd`) fails with `want` (`what`: the start, for the message) and
+/// leaves the container unstarted.
+fn expect_start_refused(cfd: &OwnedFd, want: Errno, what: &str) -> Result<()> {
+    match Proc::try_init(cfd, || Ok(0))? {
+        Err(e) => ensure!(
+            e == want,
+            "fork_into_container {what}: {}, expected {}",
+            errno_name(e),
+            errno_name(want)
+        ),
+        Ok(mut p) => {
+            let _ = p.wait();
+            bail!("fork_into_container {what} started init");
+        }
+    }
+    expect_preparing(cfd, &format!("after the start {what}"))
+}
+
 /// CONTAINER_SET_CGROUP: init starts in the cgroup (an O_PATH fd will do), through
 /// fork_into_container() and clone3(); a second set and a set after start are EBUSY
 /// (after start whatever the argument);
@@ -582,18 +600,7 @@ pub fn cgroup() -> Result<()> {
         ioctl::set_cgroup(cfd.as_fd(), late_fd.as_raw_fd()),
     )?;
     drop(late);
-    match Proc::try_init(&cfd, || Ok(0))? {
-        Err(e) => ensure!(
-            e == Errno::NOENT,
-            "fork_into_container with a removed cgroup: {}, expected ENOENT",
-            errno_name(e)
-        ),
-        Ok(mut p) => {
-            let _ = p.wait();
-            bail!("fork_into_container started init in a removed cgroup");
-        }
-    }
-    expect_preparing(&cfd, "after the start into a removed cgroup")
+    expect_start_refused(&cfd, Errno::NOENT, "into a removed cgroup")
 }
 
 /// A cgroup chosen for init must be inside the cgroup namespace it enters: a pod (a
@@ -651,19 +658,11 @@ pub fn cgroup_namespace() -> Result<()> {
             "CONTAINER_SET_CGROUP(a cgroup outside the pod) (checked at the start)",
             ioctl::set_cgroup(cfd.as_fd(), other_fd.as_raw_fd()),
         )?;
-        match Proc::try_init(&cfd, || Ok(0))? {
-            Err(e) => ensure!(
-                e == Errno::INVAL,
-                "fork_into_container into a cgroup outside the container's cgroup namespace: \
-                 {}, expected EINVAL",
-                errno_name(e)
-            ),
-            Ok(mut p) => {
-                let _ = p.wait();
-                bail!("init started outside its cgroup namespace's root");
-            }
-        }
-        expect_preparing(&cfd, "after the start outside the cgroup namespace")?;
+        expect_start_refused(
+            &cfd,
+            Errno::INVAL,
+            "into a cgroup outside the container's cgroup namespace",
+        )?;
         let cfd = adopting("adoptout3")?;
         let into = |fd: &OwnedFd| CloneArgs {
             flags: CLONE_INTO_CGROUP,
@@ -739,18 +738,7 @@ pub fn cgroup_permission() -> Result<()> {
         h::send_fd(&a, &own)?;
         // Root sets its cgroup meanwhile.
         gate.wait();
-        match Proc::try_init(&own, || Ok(0))? {
-            Err(e) => ensure!(
-                e == Errno::ACCESS,
-                "fork_into_container into root's cgroup as nobody: {}, expected EACCES",
-                errno_name(e)
-            ),
-            Ok(mut p) => {
-                let _ = p.wait();
-                bail!("nobody started an init in root's cgroup");
-            }
-        }
-        expect_preparing(&own, "after the refused start")?;
+        expect_start_refused(&own, Errno::ACCESS, "into root's cgroup as nobody")?;
         Ok(0)
     })?;
     let own = h::recv_fd(&b)?;
