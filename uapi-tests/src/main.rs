@@ -137,6 +137,7 @@ static TESTS: &[Test] = &[
     Test::new("container_proc_lifecycle", container::proc::lifecycle),
     Test::new("container_proc_nested", container::proc::nested),
     Test::new("container_proc_owner_mapped", container::proc::owner_mapped),
+    Test::new("container_proc_paged", container::proc::paged),
     Test::new("container_ns_inodes", container::ns::inodes).timeout(30),
     Test::new("container_ns_pid", container::ns::pid),
     Test::new("container_ns_uts", container::ns::uts),

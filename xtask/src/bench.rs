@@ -195,15 +195,27 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
-/// The terminal table.
+/// The terminal table: the group and case columns as wide as their longest entry.
 pub fn table(figures: &[Figure]) -> String {
+    let gw = figures
+        .iter()
+        .map(|f| f.group.len())
+        .max()
+        .unwrap_or(0)
+        .max(16);
+    let cw = figures
+        .iter()
+        .map(|f| f.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(15);
     let mut out = format!(
-        "{:<16} {:<15} {:>10} {:>10} {:>7} {:>6} {:>4}\n",
+        "{:<gw$} {:<cw$} {:>10} {:>10} {:>7} {:>6} {:>4}\n",
         "group", "case", "container", "mainline", "ratio", "goal", "met"
     );
     for f in figures {
         out.push_str(&format!(
-            "{:<16} {:<15} {:>10} {:>10} {:>7} {:>6} {:>4}\n",
+            "{:<gw$} {:<cw$} {:>10} {:>10} {:>7} {:>6} {:>4}\n",
             f.group,
             f.name,
             format!("{} {}", fmt_value(f.container), f.unit),

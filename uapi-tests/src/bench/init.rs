@@ -1,6 +1,7 @@
 //! A container's init that a benchmark drives: it runs a body with a command pipe
 //! (u64s in) and a result pipe (u64s out), and is reaped when the benchmark is done.
-//! Used where a figure has to be measured by a member (fork.rs, keys.rs).
+//! Used where a figure has to be measured by a member (fork.rs, keys.rs), and, forked
+//! the same way outside any container, for the same figure measured by a non-member.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -37,15 +38,25 @@ pub fn recv(fd: &OwnedFd) -> Result<Option<u64>> {
     }
 }
 
-/// Forks the init of `cfd`; it runs `body(cmd, res)` and exits 0, or 1 with the error
-/// on stderr. The init holds only its own ends, so that closing `Init::cmd` is an end
-/// of file for it.
-pub fn start(cfd: &OwnedFd, body: impl FnOnce(&OwnedFd, &OwnedFd) -> Result<()>) -> Result<Init> {
+/// Forks the init of `cfd` or, without one, a child outside any container; it runs
+/// `body(cmd, res)` and exits 0, or 1 with the error on stderr. The child holds only its
+/// own ends, so that closing `Init::cmd` is an end of file for it.
+pub fn start(
+    cfd: Option<&OwnedFd>,
+    body: impl FnOnce(&OwnedFd, &OwnedFd) -> Result<()>,
+) -> Result<Init> {
     let (cmd_rx, cmd_tx) = pipe()?;
     let (res_rx, res_tx) = pipe()?;
-    // SAFETY: single-threaded; the child runs `body` and _exits.
-    let pid = unsafe { calls::fork_into_container(cfd.as_raw_fd()) }
-        .map_err(|e| anyhow::anyhow!("fork_into_container: {}", crate::errno::errno_name(e)))?;
+    let pid = match cfd {
+        // SAFETY: single-threaded; the child runs `body` and _exits.
+        Some(cfd) => unsafe { calls::fork_into_container(cfd.as_raw_fd()) }
+            .map_err(|e| anyhow::anyhow!("fork_into_container: {}", crate::errno::errno_name(e)))?,
+        // SAFETY: as above.
+        None => match unsafe { libc::fork() } {
+            -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+            pid => pid,
+        },
+    };
     if pid == 0 {
         drop((cmd_tx, res_rx));
         let code = match body(&cmd_rx, &res_tx) {

@@ -42,7 +42,7 @@ fn lookup(plan: &Plan, clock: &Clock) -> Result<()> {
     keyctl::set_container_keyring(cfd.as_raw_fd(), ring)
         .map_err(|e| errno("KEYCTL_SET_CONTAINER_KEYRING", e))?;
     let (rounds, n) = (plan.rounds, plan.iterations);
-    let init = init::start(&cfd, |_cmd, res| {
+    let init = init::start(Some(&cfd), |_cmd, res| {
         keyctl::add_key(c"user", c"bench:session", b"x", KEY_SPEC_SESSION_KEYRING)
             .map_err(|e| errno("add_key(user) in the member's session keyring", e))?;
         let find = |desc: &'static std::ffi::CStr| {
@@ -101,7 +101,7 @@ fn upcall(plan: &Plan, clock: &Clock) -> Result<()> {
         .map_err(|e| errno("KEYCTL_CONTAINER_INTERCEPT", e))?;
     // The upcalls are slow (a process per request): fewer of them.
     let n = (plan.iterations / 20).max(5);
-    let init = init::start(&cfd, |cmd, res| {
+    let init = init::start(Some(&cfd), |cmd, res| {
         let mut i = 0u64;
         while let Some(count) = init::recv(cmd)? {
             let start = timing::cycles();

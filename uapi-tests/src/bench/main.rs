@@ -5,12 +5,13 @@
 //!
 //! ```text
 //! lifecycle.rs  create + start an init that exits + reap + close, against clone3()
-//!               with the same namespaces, CLONE_PIDFD and waitid(P_PIDFD)
-//! fork.rs       fork() + _exit() + waitpid() inside a container, against outside
+//!               with the same namespaces, CLONE_PIDFD and waitid(P_PIDFD); the time
+//!               of each step; against a child that joins a session keyring (runc)
+//! fork.rs       fork() + _exit() + waitpid() by a member, against a non-member
 //! proc.rs       reading /proc/containers with 10 to 100,000 rows; slab per container
 //! kill.rs       container_kill() + container_wait() of N members, against
 //!               cgroup.kill + cgroup.events for the same processes
-//! init.rs       an init a benchmark drives over two pipes (fork.rs, keys.rs)
+//! init.rs       an init (or a non-member child) a benchmark drives over two pipes
 //! keys.rs       request_key() through the container keyring against the session
 //!               keyring; an upcall answered by the supervisor (intercept) against
 //!               /sbin/request-key

@@ -51,17 +51,29 @@ pub fn interleaved(
     a: &mut dyn FnMut() -> Result<()>,
     b: &mut dyn FnMut() -> Result<()>,
 ) -> Result<(f64, f64)> {
-    let (mut best_a, mut best_b) = (f64::INFINITY, f64::INFINITY);
     // One unmeasured call of each warms caches and allocators.
+    a()?;
+    b()?;
+    interleaved_values(rounds, &mut || per_call(n, a), &mut || per_call(n, b))
+}
+
+/// `rounds` measurements of each of `a` and `b` (each returns its own figure),
+/// alternating which goes first, after one unmeasured call of each; the lowest of each.
+pub fn interleaved_values(
+    rounds: usize,
+    a: &mut dyn FnMut() -> Result<f64>,
+    b: &mut dyn FnMut() -> Result<f64>,
+) -> Result<(f64, f64)> {
+    let (mut best_a, mut best_b) = (f64::INFINITY, f64::INFINITY);
     a()?;
     b()?;
     for round in 0..rounds {
         if round % 2 == 0 {
-            best_a = best_a.min(per_call(n, a)?);
-            best_b = best_b.min(per_call(n, b)?);
+            best_a = best_a.min(a()?);
+            best_b = best_b.min(b()?);
         } else {
-            best_b = best_b.min(per_call(n, b)?);
-            best_a = best_a.min(per_call(n, a)?);
+            best_b = best_b.min(b()?);
+            best_a = best_a.min(a()?);
         }
     }
     Ok((best_a, best_b))

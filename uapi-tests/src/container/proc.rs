@@ -250,3 +250,121 @@ pub fn owner_mapped() -> Result<()> {
     reader.wait_exit(0)?;
     expect_row(row(&view, &unmapped)?, 1, 0, ouid, ogid)
 }
+
+/// How many containers `paged` lists: their rows fill several pages, so that a read
+/// resumes part-way through the file more than once.
+const PAGED_COUNT: usize = 300;
+
+/// The file read through `read(2)` calls of `chunk` bytes.
+fn read_in_chunks(chunk: usize) -> Result<String> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(PROC_CONTAINERS).with_context(|| format!("open {PROC_CONTAINERS}"))?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("read({chunk}) of {PROC_CONTAINERS}"))?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).context("/proc/containers is not UTF-8")
+}
+
+/// The file from `offset` on, read with pread(2) at increasing offsets.
+fn pread_from(offset: u64) -> Result<String> {
+    use std::os::unix::fs::FileExt;
+    let f =
+        std::fs::File::open(PROC_CONTAINERS).with_context(|| format!("open {PROC_CONTAINERS}"))?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 1000];
+    loop {
+        let at = offset + out.len() as u64;
+        let n = f
+            .read_at(&mut buf, at)
+            .with_context(|| format!("pread at {at} of {PROC_CONTAINERS}"))?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).context("/proc/containers is not UTF-8")
+}
+
+/// The file is produced a page at a time (uapi.md §3): with 300 containers listed,
+/// reads of 7 bytes, of 4096 and one read of everything give the same text; pread() from
+/// the middle gives the same tail; a read that stops part-way and resumes after 100 of
+/// the containers it has not reached yet were freed and one was made lists neither the
+/// freed ones nor any row twice, in increasing id order, and does list the new one.
+pub fn paged() -> Result<()> {
+    h::require(&[Call::Create])?;
+    let mut held: Vec<(std::ffi::CString, std::os::fd::OwnedFd)> = Vec::new();
+    for i in 0..PAGED_COUNT {
+        let name = h::unique_name(&format!("paged{i}"));
+        let cfd = h::create(&name, 0)?;
+        held.push((name, cfd));
+    }
+
+    // The same text however it is read, when nothing changes in between.
+    let whole = sys::read_text(PROC_CONTAINERS)?;
+    ensure!(
+        whole.len() > 4 * 4096,
+        "{PROC_CONTAINERS} is {} bytes with {PAGED_COUNT} containers; expected several pages",
+        whole.len()
+    );
+    for chunk in [7, 4096] {
+        let text = read_in_chunks(chunk)?;
+        ensure!(
+            text == whole,
+            "{PROC_CONTAINERS} read {chunk} bytes at a time differs from one read:\n\
+             one read:\n{whole}\nin chunks:\n{text}"
+        );
+    }
+    // pread() from the middle of a row: the file's own tail.
+    let middle = (whole.len() / 2 + 5) as u64;
+    let tail = pread_from(middle)?;
+    ensure!(
+        tail == whole[middle as usize..],
+        "pread from {middle} differs from the file's tail:\nexpected:\n{}\ngot:\n{tail}",
+        &whole[middle as usize..]
+    );
+
+    // Stop part-way, change what has not been read yet, resume.
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(PROC_CONTAINERS).with_context(|| format!("open {PROC_CONTAINERS}"))?;
+    let mut first = vec![0u8; 2000];
+    let n = f
+        .read(&mut first)
+        .with_context(|| format!("read of {PROC_CONTAINERS}"))?;
+    first.truncate(n);
+    let freed: Vec<std::ffi::CString> = held.drain(PAGED_COUNT - 100..).map(|(n, _)| n).collect();
+    let late = h::unique_name("paged-late");
+    let _late_cfd = h::create(&late, 0)?;
+    let mut rest = Vec::new();
+    f.read_to_end(&mut rest)
+        .with_context(|| format!("read of {PROC_CONTAINERS}"))?;
+    first.extend_from_slice(&rest);
+    let text = String::from_utf8(first).context("/proc/containers is not UTF-8")?;
+    let rows = h::parse_proc(&text).context("the resumed read")?;
+    for name in &freed {
+        ensure!(
+            !h::listed(&rows, name),
+            "the resumed read lists {name:?}, freed before it got there:\n{}",
+            render_all(&rows)
+        );
+    }
+    for (name, _) in &held {
+        row(&rows, name).context("the resumed read")?;
+    }
+    row(&rows, &late).context("the resumed read, a container made during it")?;
+    ensure!(
+        rows[1..].windows(2).all(|w| w[0].id < w[1].id),
+        "the resumed read's rows are not in increasing id order:\n{}",
+        render_all(&rows)
+    );
+    Ok(())
+}
