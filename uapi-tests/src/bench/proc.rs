@@ -128,8 +128,74 @@ pub fn run(plan: &Plan, clock: &Clock) -> Result<()> {
         }
         .emit()?;
     }
+    unseen(clock, max)?;
     drop(held);
     memory(if plan.quick { 1_000 } else { 10_000 })
+}
+
+/// A read by a reader that sees none of the `n` containers held: a process in a user
+/// namespace of its own (a sandbox) sees only its `<current>` row, and the look-up skips
+/// the others in batches. Timed in a child, which reports its best of 3 through a pipe.
+fn unseen(clock: &Clock, n: usize) -> Result<()> {
+    let (rx, tx) = rustix::pipe::pipe().context("pipe")?;
+    // SAFETY: single-threaded; the child only reads the file and writes a pipe.
+    let pid = unsafe { libc::fork() };
+    ensure!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let best = (|| -> Result<u64> {
+            // SAFETY: a new user namespace only; the child is single-threaded.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWUSER) }
+                .context("unshare(CLONE_NEWUSER)")?;
+            let mut buf = Vec::new();
+            let mut best = u64::MAX;
+            for _ in 0..3 {
+                let start = timing::cycles();
+                let rows = read_all(&mut buf)?;
+                best = best.min(timing::cycles() - start);
+                // Its own `<current>` row only.
+                ensure!(
+                    rows == 1,
+                    "a sandbox sees {rows} rows, expected only <current>"
+                );
+            }
+            Ok(best)
+        })();
+        let code = match best.and_then(|b| {
+            rustix::io::write(&tx, &b.to_ne_bytes()).context("write")?;
+            Ok(())
+        }) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("kc-bench: the sandboxed reader: {e:#}");
+                1
+            }
+        };
+        // SAFETY: ends the child.
+        unsafe { libc::_exit(code) };
+    }
+    drop(tx);
+    let mut b = [0u8; 8];
+    let got = rustix::io::read(&rx, &mut b).context("read")?;
+    let mut status = 0;
+    // SAFETY: reaps our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    ensure!(
+        got == 8 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the sandboxed reader failed (status {status:#x})"
+    );
+    let ms = clock.us(u64::from_ne_bytes(b) as f64) / 1000.0;
+    Figure {
+        group: "proc_containers",
+        name: format!("{n}, unseen"),
+        unit: "ms",
+        container: ms,
+        note: format!(
+            "one read by a reader in a user namespace of its own, which sees none of the \
+             {n} containers (only its <current> row)"
+        ),
+        ..Figure::default()
+    }
+    .emit()
 }
 
 /// Slab memory per container (with its cfd) against an eventfd, the smallest object
