@@ -195,20 +195,19 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
+/// The widths of the group and case columns: their longest entries.
+fn widths(figures: &[Figure]) -> (usize, usize) {
+    let longest =
+        |len: fn(&Figure) -> usize, min| figures.iter().map(len).max().unwrap_or(0).max(min);
+    (
+        longest(|f| f.group.len(), 16),
+        longest(|f| f.name.len(), 15),
+    )
+}
+
 /// The terminal table: the group and case columns as wide as their longest entry.
 pub fn table(figures: &[Figure]) -> String {
-    let gw = figures
-        .iter()
-        .map(|f| f.group.len())
-        .max()
-        .unwrap_or(0)
-        .max(16);
-    let cw = figures
-        .iter()
-        .map(|f| f.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(15);
+    let (gw, cw) = widths(figures);
     let mut out = format!(
         "{:<gw$} {:<cw$} {:>10} {:>10} {:>7} {:>6} {:>4}\n",
         "group", "case", "container", "mainline", "ratio", "goal", "met"
@@ -240,18 +239,22 @@ pub fn compare(old: &Results, new: &Results) -> String {
         .iter()
         .map(|f| ((f.group.as_str(), f.name.as_str()), f))
         .collect();
+    let (gw, cw) = widths(&new.figures);
     let mut out = format!(
-        "\nagainst the run of kernel {} ({}):\n{:<16} {:<15} {:>10} {:>10} {:>8}\n",
+        "\nagainst the run of kernel {} ({}):\n{:<gw$} {:<cw$} {:>10} {:>10} {:>8}\n",
         old.kernel, old.profile, "group", "case", "before", "now", "change"
     );
     for f in &new.figures {
         let Some(o) = before.get(&(f.group.as_str(), f.name.as_str())) else {
-            out.push_str(&format!("{:<16} {:<15} (new)\n", f.group, f.name));
+            out.push_str(&format!(
+                "{:<gw$} {:<cw$} {:>10}\n",
+                f.group, f.name, "(new)"
+            ));
             continue;
         };
         let (a, b) = (o.judged(), f.judged());
         out.push_str(&format!(
-            "{:<16} {:<15} {:>10} {:>10} {:>+7.1}%\n",
+            "{:<gw$} {:<cw$} {:>10} {:>10} {:>+7.1}%\n",
             f.group,
             f.name,
             fmt_value(a),
