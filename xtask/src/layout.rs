@@ -210,7 +210,7 @@ impl Layout {
 
 /// UTC calendar date and time of a Unix timestamp (Howard Hinnant's
 /// days-from-civil inverse), so run directories sort by time.
-fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
+pub(crate) fn civil(secs: u64) -> (i64, u32, u32, u32, u32, u32) {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

@@ -9,6 +9,7 @@ mod cpio;
 mod fuzz;
 mod guest;
 mod image;
+mod kcidb;
 mod kconfig;
 mod ktap;
 mod kunit;

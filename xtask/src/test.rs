@@ -27,6 +27,10 @@ pub struct Args {
     /// Skip the host unit tests (`cargo test --workspace`)
     #[arg(long)]
     pub no_host_tests: bool,
+    /// Also write the run as KCIDB I/O JSON (KernelCI's schema) to FILE, validated with
+    /// kcidb-io
+    #[arg(long, value_name = "FILE")]
+    pub kcidb: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -53,6 +57,9 @@ struct Results<'a> {
 
 pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     let start = std::time::Instant::now();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     if !args.no_host_tests {
         host_tests(opts)?;
     }
@@ -153,6 +160,20 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     let results_path = outcome.run_dir.join("results.json");
     report::write_json(&results_path, &results)?;
 
+    if let Some(path) = &args.kcidb {
+        write_kcidb(
+            path,
+            &layout,
+            &results,
+            &outcome.run_dir,
+            started,
+            match &verdict {
+                Verdict::Fail(reasons) => reasons,
+                _ => &[],
+            },
+        )?;
+    }
+
     guest::quote_splats(&outcome.splats, &outcome.console_log);
     if let Verdict::Fail(reasons) = &verdict {
         for r in reasons {
@@ -174,6 +195,60 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     eprintln!("xtask: KUnit: {}", kunit_summary.line());
     println!("{}", summary.line());
     Ok(verdict.exit_code())
+}
+
+/// The run as KCIDB I/O (kcidb.rs), from what results.json holds.
+fn write_kcidb(
+    path: &std::path::Path,
+    layout: &crate::layout::Layout,
+    results: &Results<'_>,
+    run_dir: &std::path::Path,
+    started: u64,
+    failures: &[String],
+) -> Result<()> {
+    let sh = xshell::Shell::new().context("creating a shell")?;
+    let tree = layout.tree();
+    let git = crate::linux::git_in(&tree);
+    let base_tag = crate::linux::BASE_TAG;
+    let base_rev = format!("{base_tag}^{{commit}}");
+    let base_commit = xshell::cmd!(sh, "git {git...} rev-parse {base_rev}")
+        .quiet()
+        .read()
+        .with_context(|| format!("reading {base_tag} in {}", tree.display()))?;
+    let head_commit = crate::linux::head(&sh, &tree)?;
+    let config = layout.dot_config();
+    let config_text = std::fs::read_to_string(&config)
+        .with_context(|| format!("reading {}", config.display()))?;
+    let compiler = config_text
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_CC_VERSION_TEXT="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_default();
+    let patches = crate::linux::series(layout)?;
+    let run_name = run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let run = crate::kcidb::Run {
+        base_commit: &base_commit,
+        head_commit: &head_commit,
+        patches: &patches,
+        profile: results.profile,
+        config: &config,
+        build_log: &layout.build_log(),
+        compiler: &compiler,
+        run_name: &run_name,
+        started,
+        wall_seconds: results.wall_seconds,
+        console_log: std::path::Path::new(&results.console_log),
+        ktap_log: std::path::Path::new(&results.ktap_log),
+        ktap: results.ktap,
+        expected: results.expected,
+        kunit: results.kunit,
+        kunit_expected: results.kunit_expected,
+        failures,
+    };
+    crate::kcidb::write(&sh, layout, path, &run)
 }
 
 /// `cargo test --workspace`: the lab's own unit tests (KTAP parser, splat

@@ -132,6 +132,12 @@ fn ensure_packages(sh: &Shell, needs: &Needs) -> Result<()> {
     if needs.review {
         wanted.extend_from_slice(REVIEW_PACKAGES);
     }
+    ensure_debian_packages(sh, &wanted)
+}
+
+/// Installs those of `wanted` (name, pinned version) that are missing, as root on
+/// Debian, or says which command would.
+pub fn ensure_debian_packages(sh: &Shell, wanted: &[(&str, Option<&str>)]) -> Result<()> {
     let missing: Vec<String> = wanted
         .iter()
         .filter(|(name, version)| !package_ok(sh, name, *version))
