@@ -3,6 +3,7 @@
 
 mod base;
 mod bench;
+mod bisect;
 mod build;
 mod check;
 mod cpio;
@@ -80,6 +81,8 @@ enum Command {
     Bench(bench::Args),
     /// Run the seeded fuzzer in the guest, on the debug kernel: random calls of the uAPI, invariants after each batch, stop on a splat
     Fuzz(fuzz::Args),
+    /// Find the first patch of the series that breaks the tests (`git bisect run` over the series' commits in the kernel tree)
+    Bisect(bisect::Args),
     /// Move the series between patches/ and the kernel tree
     Patches {
         #[command(subcommand)]
@@ -96,6 +99,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&cli.opts, &args),
         Command::Bench(args) => bench::run(&cli.opts, &args),
         Command::Fuzz(args) => fuzz::run(&cli.opts, &args),
+        Command::Bisect(args) => bisect::run(&cli.opts, &args),
         Command::Patches { command } => patches::run(&cli.opts, &command).map(|_| 0),
     };
     match result {
