@@ -91,7 +91,14 @@ fn patchset_hash(patches: &[PathBuf]) -> Result<String> {
 
 /// The run as KCIDB I/O.
 pub fn document(run: &Run<'_>) -> Result<Value> {
-    let checkout_id = format!("{ORIGIN}:{}", run.head_commit);
+    // The same base and series are the same checkout on any machine: the tree's own
+    // commit ids depend on when `git am` ran.
+    let patchset_hash = patchset_hash(run.patches)?;
+    let checkout_id = format!(
+        "{ORIGIN}:{}+{}",
+        run.base_commit.get(..12).unwrap_or(run.base_commit),
+        patchset_hash.get(..16).unwrap_or("none")
+    );
     let config_hash = crate::linux::sha256_file(run.config)?;
     let build_id = format!("{checkout_id}:{}:{}", run.profile, &config_hash[..16]);
     let patchset_files: Vec<Value> = run
@@ -110,7 +117,7 @@ pub fn document(run: &Run<'_>) -> Result<Value> {
         "tree_name": "linux-7.3",
         "git_commit_hash": run.base_commit,
         "patchset_files": patchset_files,
-        "patchset_hash": patchset_hash(run.patches)?,
+        "patchset_hash": patchset_hash,
         "start_time": timestamp(run.started),
         "valid": true,
         "misc": {"series_head": run.head_commit},
@@ -351,15 +358,13 @@ mod tests {
         let doc = document(&run).unwrap();
         assert_eq!(doc["version"], json!({"major": 5, "minor": 3}));
         let checkout = &doc["checkouts"][0];
+        // The patchset hash is the sha256 of the line "sha256(patch)\n".
+        let inner = format!("{:x}\n", Sha256::digest(b"a\n"));
+        let hash = format!("{:x}", Sha256::digest(inner.as_bytes()));
+        assert_eq!(checkout["patchset_hash"], hash);
         assert_eq!(
             checkout["id"],
-            "kcontainer:b3c39be0000000000000000000000000000000000"
-        );
-        // sha256("a\n") is 87428fc5...; the patchset hash is sha256 of that line.
-        let inner = format!("{:x}\n", Sha256::digest(b"a\n"));
-        assert_eq!(
-            checkout["patchset_hash"],
-            format!("{:x}", Sha256::digest(inner.as_bytes()))
+            format!("kcontainer:3a479d7c455e+{}", &hash[..16])
         );
         assert_eq!(checkout["patchset_files"][0]["name"], "0001-a.patch");
         let build = &doc["builds"][0];
