@@ -821,7 +821,7 @@ fn stale_exceptions(exceptions: &[Exception], patches: &[Patch], used: &[bool]) 
 /// `scripts/spdxcheck.py` with `env python3`, and python3-ply and python3-git
 /// are installed for Debian's python3, not for another one (pyenv, a venv)
 /// that may come first on PATH.
-fn debian_python_first(bin: &Path) -> Result<std::ffi::OsString> {
+pub(crate) fn debian_python_first(bin: &Path) -> Result<std::ffi::OsString> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let debian = Path::new("/usr/bin/python3");
     if !debian.exists() {

@@ -215,7 +215,7 @@ pub fn document(run: &Run<'_>) -> Result<Value> {
 }
 
 /// The build directory's Python environment with kcidb-io, made on first use.
-fn python(sh: &Shell, layout: &Layout) -> Result<PathBuf> {
+pub fn python(sh: &Shell, layout: &Layout) -> Result<PathBuf> {
     let venv = layout.tools().join("python");
     let py = venv.join("bin/python3");
     let have = cmd!(

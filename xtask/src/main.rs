@@ -21,6 +21,7 @@ mod progress;
 mod qemu;
 mod report;
 mod run;
+mod send;
 mod splat;
 mod test;
 mod toolchain;
@@ -83,6 +84,8 @@ enum Command {
     Fuzz(fuzz::Args),
     /// Find the first patch of the series that breaks the tests (`git bisect run` over the series' commits in the kernel tree)
     Bisect(bisect::Args),
+    /// Prepare the series as mail with b4 (cover letter, recipients, checks) and write the mails to runs/<stamp>-send/; nothing is sent
+    Send(send::Args),
     /// Move the series between patches/ and the kernel tree
     Patches {
         #[command(subcommand)]
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&cli.opts, &args),
         Command::Fuzz(args) => fuzz::run(&cli.opts, &args),
         Command::Bisect(args) => bisect::run(&cli.opts, &args),
+        Command::Send(args) => send::run(&cli.opts, &args),
         Command::Patches { command } => patches::run(&cli.opts, &command).map(|_| 0),
     };
     match result {

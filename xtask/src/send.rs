@@ -1,0 +1,246 @@
+//! `cargo xtask send`: the series prepared for the mailing lists with the kernel
+//! community's own tool, b4 (pinned, in the build directory's Python environment),
+//! and written out as the exact mails instead of sent: nothing leaves this machine.
+//!
+//! In a throwaway clone of the kernel tree (`<build>/send/linux`), on the series'
+//! commits: `b4 prep --enroll` on the base, the cover letter from
+//! `patches/0000-cover-letter.patch`, the revision and the RFC prefix from its
+//! subject, `b4 prep --auto-to-cc` (the tree's `scripts/get_maintainer.pl`),
+//! `b4 prep --check` (checkpatch and b4's own checks), then `b4 send -o DIR`,
+//! which writes every mail, threaded, to `runs/<stamp>-send/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use crate::layout::Layout;
+use crate::linux::{self, BASE_TAG, COVER_LETTER};
+use crate::{build, Options};
+
+/// The b4 release the lab uses.
+pub const B4_VERSION: &str = "0.16.0";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Skip `b4 prep --check` (checkpatch on every patch; `cargo xtask check` runs it too)
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+/// The cover letter of `patches/`: its subject without the `[RFC PATCH vN 00/NN]`
+/// prefix, the revision N, whether it is an RFC, and its body (up to the shortlog,
+/// which b4 writes itself).
+struct Cover {
+    subject: String,
+    revision: u32,
+    rfc: bool,
+    body: String,
+}
+
+fn read_cover(path: &Path) -> Result<Cover> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (headers, body) = text
+        .split_once("\n\n")
+        .with_context(|| format!("{}: no blank line after the headers", path.display()))?;
+    let subject = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .with_context(|| format!("{}: no Subject: header", path.display()))?;
+    let (prefix, title) = subject
+        .strip_prefix('[')
+        .and_then(|s| s.split_once("] "))
+        .with_context(|| format!("{}: the subject has no [PATCH ...] prefix", path.display()))?;
+    let revision = prefix
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('v').and_then(|n| n.parse().ok()))
+        .unwrap_or(1);
+    // The shortlog and diffstat format-patch appended start at "Name (N):".
+    let end = body
+        .lines()
+        .position(|l| l.ends_with("):") && l.contains(" ("))
+        .unwrap_or(usize::MAX);
+    let body: Vec<&str> = body.lines().take(end).collect();
+    Ok(Cover {
+        subject: title.to_string(),
+        revision,
+        rfc: prefix.split_whitespace().any(|w| w == "RFC"),
+        body: body.join("\n").trim_end().to_string(),
+    })
+}
+
+/// The build directory's Python environment with b4.
+fn b4(sh: &Shell, layout: &Layout) -> Result<PathBuf> {
+    let py = crate::kcidb::python(sh, layout)?;
+    let b4 = layout.tools().join("python/bin/b4");
+    let have = cmd!(sh, "{b4} --version").quiet().ignore_stderr().read();
+    if have.is_ok_and(|v| v.trim() == B4_VERSION) {
+        return Ok(b4);
+    }
+    eprintln!("xtask: installing b4 {B4_VERSION}");
+    let pkg = format!("b4=={B4_VERSION}");
+    cmd!(sh, "{py} -m pip install --quiet {pkg}")
+        .run()
+        .with_context(|| {
+            format!(
+                "installing b4 failed; run by hand:\n  {} -m pip install {pkg}",
+                py.display()
+            )
+        })?;
+    Ok(b4)
+}
+
+/// `b4 prep --check`: checkpatch (with Debian's python3 for its SPDX check, as
+/// `cargo xtask check` runs it) and b4's own checks; any error fails the command.
+fn prep_check(sh: &Shell, b4: &Path, run_dir: &Path) -> Result<()> {
+    crate::toolchain::ensure_debian_packages(
+        sh,
+        &[("perl", None), ("python3-ply", None), ("python3-git", None)],
+    )?;
+    let _path = sh.push_env(
+        "PATH",
+        crate::check::debian_python_first(&run_dir.join("bin"))?,
+    );
+    let out = cmd!(sh, "{b4} prep --check")
+        .ignore_status()
+        .output()
+        .context("b4 prep --check")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = run_dir.join("prep-check.log");
+    std::fs::write(&log, &text).with_context(|| format!("writing {}", log.display()))?;
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("Success: "))
+        .unwrap_or_default();
+    eprintln!("xtask: b4 prep --check: {summary} (log: {})", log.display());
+    if !out.status.success() || !summary.ends_with("Error: 0") {
+        bail!(
+            "b4 prep --check found errors ({summary}); see {}",
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn run(opts: &Options, args: &Args) -> Result<u8> {
+    let layout = build::layout(opts)?;
+    // The tree with the series applied (the build proves each patch applies).
+    let layout = if layout.tree().join(".git").exists() {
+        layout
+    } else {
+        build::kernel(opts)?
+    };
+    let sh = Shell::new().context("creating a shell")?;
+    let cover = read_cover(&layout.patches().join(COVER_LETTER))?;
+    let b4 = b4(&sh, &layout)?;
+    let tree = layout.tree();
+    let head = linux::head(&sh, &tree)?;
+
+    // A fresh clone each time: b4 keeps its state in the branch.
+    let send = layout.build.join("send");
+    let clone = send.join("linux");
+    if clone.exists() {
+        std::fs::remove_dir_all(&clone).with_context(|| format!("removing {}", clone.display()))?;
+    }
+    std::fs::create_dir_all(&send).with_context(|| format!("creating {}", send.display()))?;
+    eprintln!("xtask: cloning {} to {}", tree.display(), clone.display());
+    cmd!(sh, "git clone -q --no-checkout {tree} {clone}")
+        .run()
+        .context("git clone")?;
+    let _dir = sh.push_dir(&clone);
+    cmd!(sh, "git checkout -q -B kcontainer {head}")
+        .run()
+        .context("git checkout")?;
+    // The series' author, as in the patches.
+    let (name, email) = ("kcontainer developers", "kcontainer@example.org");
+    cmd!(sh, "git config user.name {name}").run()?;
+    cmd!(sh, "git config user.email {email}").run()?;
+    // SMTP rather than b4's web endpoint, which insists on signed mail; never
+    // contacted: `b4 send -o` only writes files.
+    cmd!(sh, "git config sendemail.smtpserver localhost").run()?;
+
+    let run_dir = layout.new_run("send")?;
+    cmd!(sh, "{b4} prep --enroll {BASE_TAG}")
+        .run()
+        .context("b4 prep --enroll")?;
+    // The cover letter through b4's own editor hook.
+    let cover_file = run_dir.join("cover.txt");
+    std::fs::write(
+        &cover_file,
+        format!("{}\n\n{}\n", cover.subject, cover.body),
+    )
+    .with_context(|| format!("writing {}", cover_file.display()))?;
+    let editor = format!("cp {}", cover_file.display());
+    cmd!(sh, "{b4} prep --edit-cover")
+        .env("EDITOR", &editor)
+        .env("GIT_EDITOR", &editor)
+        .run()
+        .context("b4 prep --edit-cover")?;
+    let revision = cover.revision.to_string();
+    cmd!(sh, "{b4} prep --force-revision {revision}")
+        .run()
+        .context("b4 prep --force-revision")?;
+    if cover.rfc {
+        cmd!(sh, "{b4} prep --set-prefixes RFC")
+            .run()
+            .context("b4 prep --set-prefixes")?;
+    }
+    cmd!(sh, "{b4} prep --auto-to-cc")
+        .run()
+        .context("b4 prep --auto-to-cc")?;
+    if !args.no_check {
+        prep_check(&sh, &b4, &run_dir)?;
+    }
+    // Unsigned: nothing is sent, and a maintainer's patatt key is not the lab's.
+    let mails = run_dir.join("mails");
+    cmd!(sh, "{b4} send --no-sign -o {mails}")
+        .run()
+        .context("b4 send -o")?;
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&mails)
+        .with_context(|| format!("reading {}", mails.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", mails.display()))?;
+    files.sort();
+    let patches = linux::series(&layout)?.len();
+    if files.len() != patches + 1 {
+        bail!(
+            "b4 wrote {} mail(s) to {}; expected the cover letter and {patches} patches",
+            files.len(),
+            mails.display()
+        );
+    }
+    // The cover letter's headers: what a maintainer's mail client shows first.
+    if let Some(first) = files.first() {
+        let text = std::fs::read_to_string(first)
+            .with_context(|| format!("reading {}", first.display()))?;
+        for line in text.lines().take_while(|l| !l.is_empty()) {
+            if [
+                "From:",
+                "To:",
+                "Cc:",
+                "Subject:",
+                "Message-Id:",
+                "Date:",
+                " ",
+            ]
+            .iter()
+            .any(|h| line.starts_with(h))
+            {
+                println!("{line}");
+            }
+        }
+    }
+    eprintln!(
+        "xtask: {} mails (nothing sent) in {}",
+        files.len(),
+        mails.display()
+    );
+    Ok(0)
+}
