@@ -17,7 +17,9 @@ pub fn layout(opts: &Options) -> Result<Layout> {
     } else {
         Profile::Default
     };
-    Layout::new(opts.build_dir.clone(), profile)
+    let mut layout = Layout::new(opts.build_dir.clone(), profile)?;
+    layout.series_override = opts.series.clone();
+    Ok(layout)
 }
 
 /// The toolchain and the base source, installed and checked; `review` adds

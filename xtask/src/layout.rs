@@ -49,6 +49,8 @@ pub struct Layout {
     /// The build directory.
     pub build: PathBuf,
     pub profile: Profile,
+    /// The series to apply, if not `patches/` (`--series`, `cargo xtask am`).
+    pub series_override: Option<PathBuf>,
 }
 
 impl Layout {
@@ -78,11 +80,19 @@ impl Layout {
             repo,
             build,
             profile,
+            series_override: None,
         })
     }
 
     pub fn patches(&self) -> PathBuf {
         self.repo.join("patches")
+    }
+    /// Where the series the tree is made of comes from: `patches/`, or another
+    /// directory of `*.patch` files.
+    pub fn series_dir(&self) -> PathBuf {
+        self.series_override
+            .clone()
+            .unwrap_or_else(|| self.patches())
     }
     pub fn config_dir(&self) -> PathBuf {
         self.repo.join("linux-config")

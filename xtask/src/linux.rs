@@ -65,7 +65,7 @@ pub fn git_in(tree: &Path) -> Vec<String> {
 
 /// The series in application order (the cover letter is not a patch).
 pub fn series(layout: &Layout) -> Result<Vec<PathBuf>> {
-    series_in(&layout.patches())
+    series_in(&layout.series_dir())
 }
 
 /// The `*.patch` files in `dir` but the cover letter, in application order.
@@ -286,7 +286,7 @@ pub fn ensure_tree(sh: &Shell, layout: &Layout, source: &Source) -> Result<()> {
         eprintln!(
             "xtask: applying {} patch(es) from {}",
             patches.len(),
-            layout.patches().display()
+            layout.series_dir().display()
         );
         let out = cmd!(sh, "git {git...} am -q --no-3way {patches...}")
             .quiet()

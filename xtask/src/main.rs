@@ -1,6 +1,7 @@
 //! `cargo xtask`: the kcontainer lab. One module per command; the rest are
 //! the pieces they share.
 
+mod am;
 mod base;
 mod bench;
 mod bisect;
@@ -60,6 +61,9 @@ pub struct Options {
     /// Use this unpacked Linux 7.3 source tree as the base (it is copied, not modified)
     #[arg(long, global = true, value_name = "PATH")]
     pub linux_tree: Option<PathBuf>,
+    /// Build the series in DIR (its *.patch files, in name order) instead of patches/
+    #[arg(long, global = true, value_name = "DIR")]
+    pub series: Option<PathBuf>,
     /// Use the debug kernel (KASAN, lockdep, kmemleak, UBSAN, ...) in its own output directory
     #[arg(long, global = true)]
     pub debug: bool,
@@ -84,6 +88,8 @@ enum Command {
     Fuzz(fuzz::Args),
     /// Find the first patch of the series that breaks the tests (`git bisect run` over the series' commits in the kernel tree)
     Bisect(bisect::Args),
+    /// Take a posted version of the series back from mail (b4 am) and run the tests on it
+    Am(am::Args),
     /// Prepare the series as mail with b4 (cover letter, recipients, checks) and write the mails to runs/<stamp>-send/; nothing is sent
     Send(send::Args),
     /// Move the series between patches/ and the kernel tree
@@ -104,6 +110,7 @@ fn main() -> ExitCode {
         Command::Fuzz(args) => fuzz::run(&cli.opts, &args),
         Command::Bisect(args) => bisect::run(&cli.opts, &args),
         Command::Send(args) => send::run(&cli.opts, &args),
+        Command::Am(args) => am::run(&cli.opts, &args),
         Command::Patches { command } => patches::run(&cli.opts, &command).map(|_| 0),
     };
     match result {

@@ -71,7 +71,7 @@ fn read_cover(path: &Path) -> Result<Cover> {
 }
 
 /// The build directory's Python environment with b4.
-fn b4(sh: &Shell, layout: &Layout) -> Result<PathBuf> {
+pub fn b4(sh: &Shell, layout: &Layout) -> Result<PathBuf> {
     let py = crate::kcidb::python(sh, layout)?;
     let b4 = layout.tools().join("python/bin/b4");
     let have = cmd!(sh, "{b4} --version").quiet().ignore_stderr().read();
