@@ -13,6 +13,9 @@
 //!    first patch that touches the keys subsystem (`security/keys/` and its
 //!    headers, see [`KEYS_PATHS`]) and every patch after it also build with
 //!    `CONFIG_CONTAINERS=y` and `CONFIG_KEYS` off (`keys-off`).
+//! 5. Unless `--quick`: `b4 prep --check` on the series as `cargo xtask send`
+//!    would post it (b4's own checks and its checkpatch run), in
+//!    `<build>/check/b4/linux`; an error fails.
 //!
 //! Everything runs in a git worktree of the kernel tree's repository,
 //! `<build>/check/linux`, built in
@@ -227,6 +230,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
                     .run(&patches, commits, &selected)
                     .context(ToolFailure)?,
             );
+            failures.extend(b4_check(&layout, &dir, &run_dir).context(ToolFailure)?);
         }
     } else {
         println!("check: the series does not apply; rustfmt, kernel-doc and the builds need it");
@@ -243,6 +247,35 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         }
         Ok(EXIT_FAIL)
     }
+}
+
+/// `b4 prep --check` on the series as b4 would post it (send.rs): checkpatch
+/// run b4's way and b4's own checks, on a branch of the base with the series
+/// and the cover letter of `dir`, in `<build>/check/b4/linux`. An error is a
+/// failure; warnings are checkpatch's, judged above with their exceptions.
+fn b4_check(layout: &Layout, dir: &Path, run_dir: &Path) -> Result<Vec<String>> {
+    let sh = Shell::new().context("creating a shell")?;
+    let series = linux::series_in(dir)?;
+    let b4 = crate::send::prepare(
+        &sh,
+        layout,
+        &layout.check_tree(),
+        linux::BASE_TAG,
+        &series,
+        &layout.check().join("b4/linux"),
+        &dir.join(linux::COVER_LETTER),
+        run_dir,
+    )?;
+    let summary = crate::send::prep_check(&sh, &b4, run_dir)?;
+    println!("check: b4 prep --check: {summary}");
+    Ok(if summary.ends_with("Error: 0") {
+        Vec::new()
+    } else {
+        vec![format!(
+            "b4 prep --check: {summary} (log: {})",
+            run_dir.join("prep-check.log").display()
+        )]
+    })
 }
 
 fn read_series(dir: &Path) -> Result<Vec<Patch>> {

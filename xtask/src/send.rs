@@ -91,9 +91,10 @@ pub fn b4(sh: &Shell, layout: &Layout) -> Result<PathBuf> {
     Ok(b4)
 }
 
-/// `b4 prep --check`: checkpatch (with Debian's python3 for its SPDX check, as
-/// `cargo xtask check` runs it) and b4's own checks; any error fails the command.
-fn prep_check(sh: &Shell, b4: &Path, run_dir: &Path) -> Result<()> {
+/// `b4 prep --check` in the prepared branch: checkpatch (with Debian's python3 for its
+/// SPDX check, as `cargo xtask check` runs it) and b4's own checks. Returns b4's
+/// summary line (`Success: N, Warning: N, Error: N`).
+pub fn prep_check(sh: &Shell, b4: &Path, run_dir: &Path) -> Result<String> {
     crate::toolchain::ensure_debian_packages(
         sh,
         &[("perl", None), ("python3-ply", None), ("python3-git", None)],
@@ -118,41 +119,42 @@ fn prep_check(sh: &Shell, b4: &Path, run_dir: &Path) -> Result<()> {
         .find(|l| l.starts_with("Success: "))
         .unwrap_or_default();
     eprintln!("xtask: b4 prep --check: {summary} (log: {})", log.display());
-    if !out.status.success() || !summary.ends_with("Error: 0") {
-        bail!(
-            "b4 prep --check found errors ({summary}); see {}",
-            log.display()
-        );
+    if !out.status.success() || summary.is_empty() {
+        bail!("b4 prep --check did not run; see {}", log.display());
     }
-    Ok(())
+    Ok(summary.to_string())
 }
 
-pub fn run(opts: &Options, args: &Args) -> Result<u8> {
-    let layout = build::layout(opts)?;
-    // The tree with the series applied (the build proves each patch applies).
-    let layout = if layout.tree().join(".git").exists() {
-        layout
-    } else {
-        build::kernel(opts)?
-    };
-    let sh = Shell::new().context("creating a shell")?;
-    let cover = read_cover(&layout.patches().join(COVER_LETTER))?;
-    let b4 = b4(&sh, &layout)?;
-    let tree = layout.tree();
-    let head = linux::head(&sh, &tree)?;
-
-    // A fresh clone each time: b4 keeps its state in the branch.
-    let send = layout.build.join("send");
-    let clone = send.join("linux");
-    if clone.exists() {
-        std::fs::remove_dir_all(&clone).with_context(|| format!("removing {}", clone.display()))?;
+/// A b4-prepared branch of the series: a fresh clone of `tree` at `head` in `dir`
+/// (b4 keeps its state in the branch) with the patch files `apply` applied on top,
+/// enrolled on the base, with the cover letter of `cover_path`, its revision and
+/// prefix, and the recipients from get_maintainer.pl. Returns b4; the shell is left
+/// in the clone.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare(
+    sh: &Shell,
+    layout: &Layout,
+    tree: &Path,
+    head: &str,
+    apply: &[PathBuf],
+    dir: &Path,
+    cover_path: &Path,
+    run_dir: &Path,
+) -> Result<PathBuf> {
+    let cover = read_cover(cover_path)?;
+    let b4 = b4(sh, layout)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    std::fs::create_dir_all(&send).with_context(|| format!("creating {}", send.display()))?;
-    eprintln!("xtask: cloning {} to {}", tree.display(), clone.display());
-    cmd!(sh, "git clone -q --no-checkout {tree} {clone}")
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    eprintln!("xtask: cloning {} to {}", tree.display(), dir.display());
+    cmd!(sh, "git clone -q --no-checkout {tree} {dir}")
         .run()
         .context("git clone")?;
-    let _dir = sh.push_dir(&clone);
+    sh.change_dir(dir);
     cmd!(sh, "git checkout -q -B kcontainer {head}")
         .run()
         .context("git checkout")?;
@@ -163,8 +165,12 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     // SMTP rather than b4's web endpoint, which insists on signed mail; never
     // contacted: `b4 send -o` only writes files.
     cmd!(sh, "git config sendemail.smtpserver localhost").run()?;
+    if !apply.is_empty() {
+        cmd!(sh, "git am -q --no-3way {apply...}")
+            .run()
+            .context("git am of the series")?;
+    }
 
-    let run_dir = layout.new_run("send")?;
     cmd!(sh, "{b4} prep --enroll {BASE_TAG}")
         .run()
         .context("b4 prep --enroll")?;
@@ -193,8 +199,39 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     cmd!(sh, "{b4} prep --auto-to-cc")
         .run()
         .context("b4 prep --auto-to-cc")?;
+    Ok(b4)
+}
+
+pub fn run(opts: &Options, args: &Args) -> Result<u8> {
+    let layout = build::layout(opts)?;
+    // The tree with the series applied (the build proves each patch applies).
+    let layout = if layout.tree().join(".git").exists() {
+        layout
+    } else {
+        build::kernel(opts)?
+    };
+    let sh = Shell::new().context("creating a shell")?;
+    let tree = layout.tree();
+    let head = linux::head(&sh, &tree)?;
+    let run_dir = layout.new_run("send")?;
+    let b4 = prepare(
+        &sh,
+        &layout,
+        &tree,
+        &head,
+        &[],
+        &layout.build.join("send/linux"),
+        &layout.patches().join(COVER_LETTER),
+        &run_dir,
+    )?;
     if !args.no_check {
-        prep_check(&sh, &b4, &run_dir)?;
+        let summary = prep_check(&sh, &b4, &run_dir)?;
+        if !summary.ends_with("Error: 0") {
+            bail!(
+                "b4 prep --check found errors ({summary}); see {}/prep-check.log",
+                run_dir.display()
+            );
+        }
     }
     // Unsigned: nothing is sent, and a maintainer's patatt key is not the lab's.
     let mails = run_dir.join("mails");
