@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::guest;
 use crate::image::{self, BENCH_GUEST_PATH};
-use crate::report::{self, Untestable, Verdict};
+use crate::report::{self, Untestable};
 use crate::{build, Options};
 
 #[derive(clap::Args, Debug)]
@@ -141,11 +141,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         print!("{}", compare(&load(old)?, &results));
     }
     guest::quote_splats(&outcome.splats, &outcome.console_log);
-    if let Verdict::Fail(reasons) = &verdict {
-        for r in reasons {
-            eprintln!("xtask: FAIL: {r}");
-        }
-    }
+    verdict.print_failures();
     eprintln!("xtask: console {}", outcome.console_log.display());
     eprintln!("xtask: results {} and {}", json.display(), svg.display());
     eprintln!(

@@ -106,10 +106,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     let json = outcome.run_dir.join("fuzz.json");
     report::write_json(&json, &results)?;
     guest::quote_splats(&outcome.splats, &outcome.console_log);
-    if let Verdict::Fail(reasons) = &verdict {
-        for r in reasons {
-            eprintln!("xtask: FAIL: {r}");
-        }
+    if verdict.print_failures() {
         eprintln!(
             "xtask: to repeat: cargo xtask fuzz --seed {seed} --calls {}{}",
             args.calls,

@@ -43,7 +43,7 @@ pub fn is_user_line(line: &str) -> bool {
 }
 
 /// Boots `argv` as a non-interactive job whose stdout is the second serial port
-/// (`cargo xtask bench`, `cargo xtask fuzz`), printing the console and channel lines
+/// (`cargo xtask test`, `bench`, `fuzz`), printing the console and channel lines
 /// that `show_console` and `show_channel` accept; returns the outcome and the text the
 /// job wrote.
 pub fn run_job(

@@ -62,6 +62,22 @@ impl Verdict {
             Verdict::Fail(_) => EXIT_FAIL,
         }
     }
+
+    /// Why it failed; empty if it passed.
+    pub fn reasons(&self) -> &[String] {
+        match self {
+            Verdict::Pass => &[],
+            Verdict::Fail(reasons) => reasons,
+        }
+    }
+
+    /// Prints each reason as `xtask: FAIL: ...`; true if there was one.
+    pub fn print_failures(&self) -> bool {
+        for r in self.reasons() {
+            eprintln!("xtask: FAIL: {r}");
+        }
+        !self.reasons().is_empty()
+    }
 }
 
 /// Exit code for an error that ended the xtask before a verdict.

@@ -92,10 +92,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
 }
 
 fn finish(verdict: &Verdict, outcome: &guest::Outcome) -> u8 {
-    if let Verdict::Fail(reasons) = verdict {
-        for r in reasons {
-            eprintln!("xtask: FAIL: {r}");
-        }
+    if verdict.print_failures() {
         eprintln!("xtask: console {}", outcome.console_log.display());
     }
     report::command_exit_code(verdict, outcome.end.report)

@@ -5,14 +5,12 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use kcontainer_init::Job;
 use serde::Serialize;
 
-use crate::guest::{self, Boot};
+use crate::guest;
 use crate::image::{self, TESTS_GUEST_PATH};
 use crate::ktap::{self, Ktap};
 use crate::kunit::{self, Kunit};
-use crate::qemu::Console;
 use crate::report::{self, Summary, Untestable, Verdict};
 use crate::splat::Splat;
 use crate::{build, Options};
@@ -89,45 +87,21 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     let timeout = args.timeout.unwrap_or(if opts.debug { 1200 } else { 300 });
     let mut argv = vec![TESTS_GUEST_PATH.to_string()];
     argv.extend(args.filters.iter().cloned());
-    let job = Job {
-        argv,
-        interactive: false,
-        stdout: Some("/dev/ttyS1".into()),
-    };
     eprintln!(
         "xtask: booting {} with {} test(s)",
         layout.bzimage().display(),
         expected.len()
     );
     let verbose = opts.verbose;
-    let mut on_console = |line: &str| {
-        if verbose {
-            println!("{line}");
-        }
-    };
-    let mut on_ktap = |line: &str| {
-        if verbose || !line.starts_with("    ") {
-            println!("{line}");
-        }
-    };
-    let outcome = guest::boot(
+    let (outcome, ktap_text) = guest::run_job(
         &layout,
         "test",
-        Boot {
-            job,
-            extras: &[],
-            timeout: Some(Duration::from_secs(timeout)),
-            gdb: false,
-            memory_mib: None,
-        },
-        Console::Captured {
-            console: &mut on_console,
-            ktap: &mut on_ktap,
-        },
+        argv,
+        Duration::from_secs(timeout),
+        None,
+        |_| verbose,
+        |line| verbose || !line.starts_with("    "),
     )?;
-
-    let ktap_text = std::fs::read_to_string(&outcome.ktap_log)
-        .with_context(|| format!("reading {}", outcome.ktap_log.display()))?;
     let ktap = ktap::parse(&ktap_text);
     let mut verdict = report::judge(&outcome.end, Some(&ktap), &expected, &outcome.splats, true);
     let mut summary = Summary::of(&ktap, &expected);
@@ -167,19 +141,12 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
             &results,
             &outcome.run_dir,
             started,
-            match &verdict {
-                Verdict::Fail(reasons) => reasons,
-                _ => &[],
-            },
+            verdict.reasons(),
         )?;
     }
 
     guest::quote_splats(&outcome.splats, &outcome.console_log);
-    if let Verdict::Fail(reasons) = &verdict {
-        for r in reasons {
-            eprintln!("xtask: FAIL: {r}");
-        }
-    }
+    verdict.print_failures();
     eprintln!("xtask: console {}", outcome.console_log.display());
     eprintln!("xtask: results {}", results_path.display());
     eprintln!(
