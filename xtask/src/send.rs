@@ -2,8 +2,9 @@
 //! community's own tool, b4 (pinned, in the build directory's Python environment),
 //! and written out as the exact mails instead of sent: nothing leaves this machine.
 //!
-//! In a throwaway clone of the kernel tree (`<build>/send/linux`), on the series'
-//! commits: `b4 prep --enroll` on the base, the cover letter from
+//! In a throwaway clone of the kernel tree (`<build>/send/linux`), the base with
+//! the patch files of `patches/` applied (not whatever the tree holds):
+//! `b4 prep --enroll` on the base, the cover letter from
 //! `patches/0000-cover-letter.patch`, the revision and the RFC prefix from its
 //! subject, `b4 prep --auto-to-cc` (the tree's `scripts/get_maintainer.pl`),
 //! `b4 prep --check` (checkpatch and b4's own checks), then `b4 send -o DIR`,
@@ -204,22 +205,21 @@ pub fn prepare(
 
 pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     let layout = build::layout(opts)?;
-    // The tree with the series applied (the build proves each patch applies).
+    // A tree with the base (the build makes it); the series is applied from its
+    // files, so that what is posted is `patches/` whatever the tree holds.
     let layout = if layout.tree().join(".git").exists() {
         layout
     } else {
         build::kernel(opts)?
     };
     let sh = Shell::new().context("creating a shell")?;
-    let tree = layout.tree();
-    let head = linux::head(&sh, &tree)?;
     let run_dir = layout.new_run("send")?;
     let b4 = prepare(
         &sh,
         &layout,
-        &tree,
-        &head,
-        &[],
+        &layout.tree(),
+        BASE_TAG,
+        &linux::series(&layout)?,
         &layout.build.join("send/linux"),
         &layout.patches().join(COVER_LETTER),
         &run_dir,
