@@ -9,6 +9,11 @@
 //! subject, `b4 prep --auto-to-cc` (the tree's `scripts/get_maintainer.pl`),
 //! `b4 prep --check` (checkpatch and b4's own checks), then `b4 send -o DIR`,
 //! which writes every mail, threaded, to `runs/<stamp>-send/`.
+//!
+//! The previous version (vN-1) is the newest commit of this repository whose
+//! cover letter says so; it is applied on the base in the same clone and tagged
+//! the way `b4 send` tags what it sent, so that `b4 prep --compare-to vN-1`
+//! writes the range-diff to `runs/<stamp>-send/range-diff-vN-1.txt`.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::layout::Layout;
-use crate::linux::{self, BASE_TAG, COVER_LETTER};
+use crate::linux::{self, BASE_TAG, BRANCH, COVER_LETTER};
 use crate::{build, Options};
 
 /// The b4 release the lab uses.
@@ -156,7 +161,7 @@ pub fn prepare(
         .run()
         .context("git clone")?;
     sh.change_dir(dir);
-    cmd!(sh, "git checkout -q -B kcontainer {head}")
+    cmd!(sh, "git checkout -q -B {BRANCH} {head}")
         .run()
         .context("git checkout")?;
     // The series' author, as in the patches.
@@ -203,6 +208,125 @@ pub fn prepare(
     Ok(b4)
 }
 
+/// The newest commit of the repository whose `patches/` cover letter is revision
+/// `revision`, with the patch files it held. None when the history does not have one
+/// (a shallow clone, or v1).
+fn previous_version(
+    sh: &Shell,
+    repo: &Path,
+    revision: u32,
+) -> Result<Option<(String, Vec<String>)>> {
+    let cover = format!("patches/{COVER_LETTER}");
+    let commits = cmd!(sh, "git -C {repo} log --format=%H -- {cover}")
+        .quiet()
+        .read()
+        .with_context(|| format!("git log of {cover} in {}", repo.display()))?;
+    for commit in commits.lines() {
+        let spec = format!("{commit}:{cover}");
+        let text = cmd!(sh, "git -C {repo} show {spec}").quiet().read()?;
+        let subject = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or_default();
+        let rev = subject
+            .strip_prefix('[')
+            .and_then(|s| s.split_once(']'))
+            .map_or(1, |(prefix, _)| {
+                prefix
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix('v').and_then(|n| n.parse().ok()))
+                    .unwrap_or(1)
+            });
+        if rev == revision {
+            let files = cmd!(sh, "git -C {repo} ls-tree --name-only {commit} patches/")
+                .quiet()
+                .read()?;
+            let patches = files
+                .lines()
+                .filter(|f| f.ends_with(".patch") && !f.ends_with(COVER_LETTER))
+                .map(str::to_string)
+                .collect();
+            return Ok(Some((commit.to_string(), patches)));
+        }
+    }
+    Ok(None)
+}
+
+/// The range-diff against the previous version, by b4: vN-1 from the repository's
+/// history applied on the base as branch `kcontainer-vN-1`, tagged
+/// `sent/<change-id>-vN-1` with the base-commit and change-id b4 reads from a sent
+/// tag, then `b4 prep --compare-to vN-1`. Written to `range-diff-vN-1.txt`; its
+/// pairing (`=` same, `!` changed, `<` dropped, `>` new) is summed up on stderr.
+fn range_diff(sh: &Shell, layout: &Layout, b4: &Path, revision: u32, run_dir: &Path) -> Result<()> {
+    if revision < 2 {
+        return Ok(());
+    }
+    let prev = revision - 1;
+    let repo = &layout.repo;
+    let Some((commit, files)) = previous_version(sh, repo, prev)? else {
+        eprintln!(
+            "xtask: no v{prev} in the history of {} (a shallow clone?): no range-diff",
+            repo.display()
+        );
+        return Ok(());
+    };
+    let dir = run_dir.join(format!("v{prev}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut paths = Vec::new();
+    for f in &files {
+        let spec = format!("{commit}:{f}");
+        let text = cmd!(sh, "git -C {repo} show {spec}")
+            .quiet()
+            .output()?
+            .stdout;
+        let path = dir.join(Path::new(f).file_name().unwrap_or_default());
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        paths.push(path);
+    }
+    let info = cmd!(sh, "{b4} prep --show-info").quiet().read()?;
+    let field = |key: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .with_context(|| format!("`b4 prep --show-info` printed no {key}"))
+    };
+    let (change_id, base) = (field("change-id:")?, field("base-commit:")?);
+    let branch = format!("kcontainer-v{prev}");
+    let patches = paths.len();
+    cmd!(sh, "git checkout -q -b {branch} {base}").run()?;
+    cmd!(sh, "git am -q --no-3way {paths...}")
+        .run()
+        .with_context(|| format!("git am of v{prev} (repository commit {commit})"))?;
+    let tag = format!("sent/{change_id}-v{prev}");
+    let msg = format!("v{prev} from {commit}\n\nbase-commit: {base}\nchange-id: {change_id}\n");
+    cmd!(sh, "git tag -a {tag} -m {msg}").run()?;
+    cmd!(sh, "git checkout -q {BRANCH}").run()?;
+    let compare_to = format!("v{prev}");
+    let out = cmd!(sh, "{b4} prep --compare-to {compare_to}")
+        .env("GIT_PAGER", "cat")
+        .read()
+        .with_context(|| format!("b4 prep --compare-to v{prev}"))?;
+    let path = run_dir.join(format!("range-diff-v{prev}.txt"));
+    std::fs::write(&path, format!("{out}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let count = |mark: &str| {
+        out.lines()
+            .filter(|l| l.split_whitespace().nth(2) == Some(mark))
+            .count()
+    };
+    eprintln!(
+        "xtask: range-diff v{prev} ({} patches, repository commit {:.12}) → v{revision}: {} same, {} changed, {} dropped, {} new; {}",
+        patches,
+        commit,
+        count("="),
+        count("!"),
+        count("<"),
+        count(">"),
+        path.display()
+    );
+    Ok(())
+}
+
 pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     let layout = build::layout(opts)?;
     // A tree with the base (the build makes it); the series is applied from its
@@ -233,6 +357,8 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
             );
         }
     }
+    let cover = read_cover(&layout.patches().join(COVER_LETTER))?;
+    range_diff(&sh, &layout, &b4, cover.revision, &run_dir)?;
     // Unsigned: nothing is sent, and a maintainer's patatt key is not the lab's.
     let mails = run_dir.join("mails");
     cmd!(sh, "{b4} send --no-sign -o {mails}")
