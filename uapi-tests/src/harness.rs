@@ -1,8 +1,11 @@
 //! kselftest-style runner: every test in its own forked child and process group, with a
 //! timeout; the child sends its result up a pipe; the parent prints KTAP.
 
+use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -34,6 +37,32 @@ impl Test {
     }
 }
 
+/// A program that prints its own KTAP (a kselftest), run as one test: its output
+/// (stdout and stderr merged, as kselftest's runner.sh merges them) is nested under
+/// the test's result line, indented by four spaces, and its exit status decides the
+/// result: 0 pass, 4 skip (KSFT_PASS and KSFT_SKIP of kselftest.h), anything else
+/// fail.
+pub struct Program {
+    pub name: String,
+    pub path: PathBuf,
+    pub timeout: Duration,
+}
+
+/// What `run_all` runs: a test of the table, or a program.
+pub enum Entry<'a> {
+    Rust(&'a Test),
+    Program(&'a Program),
+}
+
+impl Entry<'_> {
+    pub fn name(&self) -> &str {
+        match self {
+            Entry::Rust(t) => t.name,
+            Entry::Program(p) => &p.name,
+        }
+    }
+}
+
 /// How a test ended, as the parent saw it.
 pub enum Outcome {
     Pass,
@@ -57,7 +86,7 @@ pub fn diag(text: &str) {
 }
 
 /// Runs `tests` and prints the KTAP document; returns true when none failed.
-pub fn run_all(tests: &[&Test], default_timeout: Duration, preamble: &[String]) -> bool {
+pub fn run_all(tests: &[Entry<'_>], default_timeout: Duration, preamble: &[String]) -> bool {
     // Orphaned grandchildren come back to us, so they can be reaped between tests.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -70,26 +99,26 @@ pub fn run_all(tests: &[&Test], default_timeout: Duration, preamble: &[String]) 
     let (mut pass, mut fail, mut skip) = (0, 0, 0);
     for (i, test) in tests.iter().enumerate() {
         let n = i + 1;
-        let timeout = test.timeout.unwrap_or(default_timeout);
-        match run_one(test, timeout) {
+        let outcome = match test {
+            Entry::Rust(t) => run_one(t, t.timeout.unwrap_or(default_timeout)),
+            Entry::Program(p) => run_program(p),
+        };
+        let name = test.name();
+        match outcome {
             Outcome::Pass => {
                 pass += 1;
-                emit(&format!("ok {n} {}", test.name));
+                emit(&format!("ok {n} {name}"));
             }
             Outcome::Skip(reason) => {
                 skip += 1;
-                emit(&format!(
-                    "ok {n} {} # SKIP {}",
-                    test.name,
-                    one_line(&reason)
-                ));
+                emit(&format!("ok {n} {name} # SKIP {}", one_line(&reason)));
             }
             Outcome::Fail(lines) => {
                 fail += 1;
                 for line in &lines {
                     diag(line);
                 }
-                emit(&format!("not ok {n} {}", test.name));
+                emit(&format!("not ok {n} {name}"));
             }
         }
     }
@@ -168,6 +197,121 @@ fn spawn_and_wait(test: &Test, timeout: Duration) -> Result<Outcome> {
             sys::describe_status(status)
         )]),
     })
+}
+
+/// Exit status of a kselftest that skipped (tools/testing/selftests/kselftest.h).
+const KSFT_SKIP: i32 = 4;
+
+fn run_program(program: &Program) -> Outcome {
+    match spawn_program(program) {
+        Ok(outcome) => outcome,
+        Err(e) => Outcome::Fail(vec![format!("harness: {e:#}")]),
+    }
+}
+
+/// Runs `program` in its own process group from its own directory, printing its
+/// output nested as it comes; kills the group on timeout and afterwards.
+fn spawn_program(program: &Program) -> Result<Outcome> {
+    use anyhow::Context;
+    let path = CString::new(program.path.as_os_str().as_bytes())
+        .with_context(|| format!("{}: NUL in the path", program.path.display()))?;
+    let dir = CString::new(
+        program
+            .path
+            .parent()
+            .unwrap_or(std::path::Path::new("/"))
+            .as_os_str()
+            .as_bytes(),
+    )
+    .context("NUL in the directory")?;
+    let (rx, tx) = sys::pipe()?;
+    let _ = std::io::stdout().flush();
+    let mut child = sys::fork_child(|| {
+        let argv = [path.as_ptr(), std::ptr::null()];
+        // SAFETY: plain syscalls on our own process and fds; argv is NULL-terminated
+        // and its strings outlive execv, which only returns on failure.
+        unsafe {
+            libc::setpgid(0, 0);
+            libc::dup2(tx.as_raw_fd(), 1);
+            libc::dup2(tx.as_raw_fd(), 2);
+            libc::chdir(dir.as_ptr());
+            libc::execv(path.as_ptr(), argv.as_ptr());
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "execv: {}",
+            sys::errno_name(sys::last_errno())
+        );
+        127
+    })?;
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::setpgid(child.pid, child.pid) };
+    drop(tx);
+    // SAFETY: fcntl on an fd we own.
+    unsafe { libc::fcntl(rx.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+
+    let deadline = Instant::now() + program.timeout;
+    let mut pending = Vec::new();
+    let nest = |bytes: &[u8], pending: &mut Vec<u8>, all: bool| {
+        pending.extend_from_slice(bytes);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..end]);
+            emit(format!("    {}", line.trim_end()).trim_end());
+        }
+        if all && !pending.is_empty() {
+            let line = String::from_utf8_lossy(pending).into_owned();
+            emit(format!("    {}", line.trim_end()).trim_end());
+            pending.clear();
+        }
+    };
+    let status = loop {
+        let mut fds = [libc::pollfd {
+            fd: rx.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(fds.as_mut_ptr(), 1, 50) };
+        nest(&drain(&rx), &mut pending, false);
+        let mut status = 0;
+        // SAFETY: status is a valid out pointer.
+        let r = unsafe { libc::waitpid(child.pid, &mut status, libc::WNOHANG) };
+        if r == child.pid {
+            child.reaped();
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+    };
+    // What it wrote last, then whatever it left behind in its group.
+    nest(&drain(&rx), &mut pending, true);
+    // SAFETY: signals the program's own process group.
+    unsafe { libc::kill(-child.pid, libc::SIGKILL) };
+    let Some(status) = status else {
+        child.kill();
+        child.wait()?;
+        reap_orphans();
+        return Ok(Outcome::Fail(vec![format!(
+            "timeout after {}s",
+            program.timeout.as_secs()
+        )]));
+    };
+    reap_orphans();
+    Ok(
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            Outcome::Pass
+        } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == KSFT_SKIP {
+            Outcome::Skip(format!("{} skipped", program.name))
+        } else {
+            Outcome::Fail(vec![format!(
+                "{} ended with {}",
+                program.path.display(),
+                sys::describe_status(status)
+            )])
+        },
+    )
 }
 
 /// In the test child: run the test and write one result record.
@@ -302,6 +446,43 @@ mod tests {
         assert_eq!(
             exited,
             ["test process ended with exit status 3 without reporting a result"]
+        );
+
+        // Programs: kselftest's exit statuses, a timeout, a path that is not there.
+        let dir = std::env::temp_dir().join(format!("uapi-tests-prog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = |body: &str, secs: u64| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join("t");
+            let _ = std::fs::remove_file(&path);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            run_program(&Program {
+                name: "kselftest.c.t".into(),
+                path,
+                timeout: Duration::from_secs(secs),
+            })
+        };
+        assert!(matches!(
+            program("echo 'TAP version 13'; echo 1..0", 5),
+            Outcome::Pass
+        ));
+        assert!(matches!(program("exit 4", 5), Outcome::Skip(r) if r == "kselftest.c.t skipped"));
+        let failed = fail_lines(program("echo oops >&2; exit 1", 5));
+        assert_eq!(
+            failed,
+            [format!("{}/t ended with exit status 1", dir.display())]
+        );
+        assert_eq!(fail_lines(program("sleep 30", 1)), ["timeout after 1s"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let missing = fail_lines(run_program(&Program {
+            name: "kselftest.c.t".into(),
+            path: dir.join("t"),
+            timeout: Duration::from_secs(5),
+        }));
+        assert_eq!(
+            missing,
+            [format!("{}/t ended with exit status 127", dir.display())]
         );
     }
 }

@@ -2,13 +2,18 @@
 //! mechanisms it builds on. Runs as root inside the lab's guest.
 //!
 //! ```text
-//! uapi-tests [--timeout SECS] [FILTER...]   run all tests, or those whose name contains a FILTER
-//! uapi-tests --list                          print the test names
+//! uapi-tests [--timeout SECS] [--kselftests DIR] [FILTER...]
+//!                                            run all tests, or those whose name contains a FILTER
+//! uapi-tests --list [--kselftests DIR]       print the test names
 //! uapi-tests --member SCENARIO ARGS...       the member side of container_supervise_*
 //! ```
 //!
 //! Output is KTAP version 1 on stdout. `--timeout` replaces the 10 s default; a test that
-//! declares its own timeout in the table keeps it. Exit status: 0 when no test failed,
+//! declares its own timeout in the table keeps it. `--kselftests DIR` adds the programs of a
+//! kselftest installation (`DIR/kselftest-list.txt`, `make ... install` of
+//! tools/testing/selftests) as tests named `kselftest.<collection>.<program>`, each with
+//! its own KTAP nested under it and the collection's `settings` timeout (45 s by
+//! default, as kselftest's runner). Exit status: 0 when no test failed,
 //! 1 when one did, 2 for a usage error or filters that match no test.
 
 mod container;
@@ -25,7 +30,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use harness::Test;
+use harness::{Entry, Program, Test};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -412,16 +417,52 @@ struct Args {
     help: bool,
     list: bool,
     timeout: Duration,
+    kselftests: Option<std::path::PathBuf>,
     filters: Vec<String>,
 }
 
-const USAGE: &str = "usage: uapi-tests [--list] [--timeout SECS] [FILTER...]";
+const USAGE: &str = "usage: uapi-tests [--list] [--timeout SECS] [--kselftests DIR] [FILTER...]";
+
+/// kselftest's own default per program (tools/testing/selftests/kselftest/runner.sh).
+const KSELFTEST_TIMEOUT: u64 = 45;
+
+/// The programs of a kselftest installation, in the order of its kselftest-list.txt.
+fn kselftests(dir: &std::path::Path) -> Result<Vec<Program>> {
+    let list = dir.join("kselftest-list.txt");
+    let text = std::fs::read_to_string(&list).with_context(|| {
+        format!(
+            "reading {} (--kselftests wants the directory `make -C tools/testing/selftests install` filled)",
+            list.display()
+        )
+    })?;
+    let mut programs = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (collection, program) = line
+            .split_once(':')
+            .with_context(|| format!("{}: {line:?} is not COLLECTION:PROGRAM", list.display()))?;
+        let settings = dir.join(collection).join("settings");
+        let timeout = std::fs::read_to_string(&settings)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("timeout=")?.trim().parse().ok())
+            })
+            .unwrap_or(KSELFTEST_TIMEOUT);
+        programs.push(Program {
+            name: format!("kselftest.{collection}.{program}"),
+            path: dir.join(collection).join(program),
+            timeout: Duration::from_secs(timeout),
+        });
+    }
+    Ok(programs)
+}
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
     let mut out = Args {
         help: false,
         list: false,
         timeout: DEFAULT_TIMEOUT,
+        kselftests: None,
         filters: Vec::new(),
     };
     let mut args = args.into_iter();
@@ -438,6 +479,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
                 }
                 out.timeout = Duration::from_secs(secs);
             }
+            "--kselftests" => {
+                out.kselftests = Some(
+                    args.next()
+                        .context("--kselftests needs a directory")?
+                        .into(),
+                )
+            }
             "-h" | "--help" => out.help = true,
             s if s.starts_with('-') => bail!("unknown option {s:?}\n{USAGE}"),
             _ => out.filters.push(arg),
@@ -446,10 +494,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args> {
     Ok(out)
 }
 
-fn selected<'a>(tests: &'a [Test], filters: &[String]) -> Vec<&'a Test> {
+fn selected<'a>(tests: &'a [Test], programs: &'a [Program], filters: &[String]) -> Vec<Entry<'a>> {
     tests
         .iter()
-        .filter(|t| filters.is_empty() || filters.iter().any(|f| t.name.contains(f.as_str())))
+        .map(Entry::Rust)
+        .chain(programs.iter().map(Entry::Program))
+        .filter(|t| filters.is_empty() || filters.iter().any(|f| t.name().contains(f.as_str())))
         .collect()
 }
 
@@ -470,7 +520,17 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let tests = selected(TESTS, &args.filters);
+    let programs = match &args.kselftests {
+        Some(dir) => match kselftests(dir) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("uapi-tests: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Vec::new(),
+    };
+    let tests = selected(TESTS, &programs, &args.filters);
     if tests.is_empty() {
         eprintln!(
             "uapi-tests: no test matches {:?} (see --list)",
@@ -480,7 +540,7 @@ fn main() -> ExitCode {
     }
     if args.list {
         for t in tests {
-            harness::emit(t.name);
+            harness::emit(t.name());
         }
         return ExitCode::SUCCESS;
     }
@@ -539,9 +599,9 @@ mod tests {
     fn filters_match_substrings() {
         let names = |f: &[&str]| {
             let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
-            selected(TESTS, &f)
+            selected(TESTS, &[], &f)
                 .iter()
-                .map(|t| t.name)
+                .map(|t| t.name().to_string())
                 .collect::<Vec<_>>()
         };
         assert_eq!(names(&[]).len(), TESTS.len());
@@ -549,6 +609,47 @@ mod tests {
         let both = names(&["container_kill_bad", "container_wait_bad"]);
         assert_eq!(both, ["container_kill_bad_args", "container_wait_bad_args"]);
         assert!(names(&["no_such_test"]).is_empty());
+    }
+
+    #[test]
+    fn kselftest_installations_become_programs() {
+        let dir = std::env::temp_dir().join(format!("uapi-tests-ksft-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("container")).unwrap();
+        std::fs::write(
+            dir.join("kselftest-list.txt"),
+            "container:container_create_test\ncontainer:container_kill_test\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("container/settings"), "timeout=120\n").unwrap();
+        let programs = kselftests(&dir).unwrap();
+        let got: Vec<_> = programs
+            .iter()
+            .map(|p| (p.name.as_str(), p.timeout.as_secs()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("kselftest.container.container_create_test", 120),
+                ("kselftest.container.container_kill_test", 120)
+            ]
+        );
+        assert_eq!(programs[1].path, dir.join("container/container_kill_test"));
+        let f = ["kill".to_string()];
+        let picked: Vec<_> = selected(TESTS, &programs, &f)
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|n| n.starts_with("kselftest."))
+            .collect();
+        assert_eq!(picked, ["kselftest.container.container_kill_test"]);
+        std::fs::remove_file(dir.join("container/settings")).unwrap();
+        assert_eq!(kselftests(&dir).unwrap()[0].timeout.as_secs(), 45);
+        std::fs::write(dir.join("kselftest-list.txt"), "no colon\n").unwrap();
+        assert!(kselftests(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(kselftests(&dir).is_err());
+        let a = args(&["--kselftests", "/k", "x"]).unwrap();
+        assert_eq!(a.kselftests.as_deref(), Some(std::path::Path::new("/k")));
+        assert!(args(&["--kselftests"]).is_err());
     }
 
     #[test]

@@ -104,7 +104,10 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         "bench",
         argv,
         Duration::from_secs(timeout),
-        Some(args.memory),
+        guest::JobSetup {
+            memory_mib: Some(args.memory),
+            ..Default::default()
+        },
         |line| verbose || line.contains("kc-bench:"),
         |_| verbose,
     )?;

@@ -7,13 +7,16 @@
 //! 3. `scripts/kernel-doc -none -Wall` on the C files the series adds or
 //!    changes under `include/` and `kernel/container/`; a changed upstream
 //!    file is held only to the warnings it did not have at the base.
-//! 4. Unless `--quick`: every patch, applied in order on `kcontainer-base`,
+//! 4. The man pages of `man/` (man.rs): `mandoc -Tlint` and `groff -ww` are
+//!    silent, and every errno a section of the series' `container.rst`
+//!    documents is in the page that documents that section.
+//! 5. Unless `--quick`: every patch, applied in order on `kcontainer-base`,
 //!    builds `bzImage` with `CONFIG_CONTAINERS` on and off (once the patch
 //!    that adds the symbol is in; before that there is one build). The
 //!    first patch that touches the keys subsystem (`security/keys/` and its
 //!    headers, see [`KEYS_PATHS`]) and every patch after it also build with
 //!    `CONFIG_CONTAINERS=y` and `CONFIG_KEYS` off (`keys-off`).
-//! 5. Unless `--quick`: `b4 prep --check` on the series as `cargo xtask send`
+//! 6. Unless `--quick`: `b4 prep --check` on the series as `cargo xtask send`
 //!    would post it (b4's own checks and its checkpatch run), in
 //!    `<build>/check/b4/linux`; an error fails.
 //!
@@ -216,6 +219,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
                 .context(ToolFailure)?,
         );
         failures.extend(kernel_doc(&sh, &layout, &touched, &patches).context(ToolFailure)?);
+        failures.extend(man_pages(&sh, &layout).context(ToolFailure)?);
         if !args.quick {
             let builds = Builds {
                 sh: &sh,
@@ -247,6 +251,28 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         }
         Ok(EXIT_FAIL)
     }
+}
+
+/// Step 4: the man pages linted and cross-checked against the container.rst of
+/// the series' tip (checked out in the worktree).
+fn man_pages(sh: &Shell, layout: &Layout) -> Result<Vec<String>> {
+    let man_dir = layout.repo.join("man");
+    let rst_path = layout.check_tree().join(crate::man::CONTAINER_RST);
+    let rst =
+        fs::read_to_string(&rst_path).with_context(|| format!("reading {}", rst_path.display()))?;
+    let mut failures = crate::man::lint(sh, &man_dir)?;
+    failures.extend(crate::man::cross_check(
+        &rst,
+        crate::man::CONTAINER_RST,
+        &man_dir,
+    )?);
+    println!(
+        "check: man pages: {} page(s), {} problem(s) (mandoc -Tlint, groff -ww, errnos of {})",
+        crate::man::pages(&man_dir)?.len(),
+        failures.len(),
+        crate::man::CONTAINER_RST
+    );
+    Ok(failures)
 }
 
 /// `b4 prep --check` on the series as b4 would post it (send.rs): checkpatch

@@ -78,7 +78,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         "fuzz",
         argv,
         Duration::from_secs(args.timeout),
-        None,
+        guest::JobSetup::default(),
         |_| verbose,
         |_| true,
     )?;

@@ -42,6 +42,15 @@ pub fn is_user_line(line: &str) -> bool {
     !kernel && !line.contains(EXIT_MARKER)
 }
 
+/// What a job's guest has besides the lab's image: more memory, more files.
+#[derive(Default)]
+pub struct JobSetup<'a> {
+    /// The guest's memory instead of the lab's default.
+    pub memory_mib: Option<u32>,
+    /// Files put into the image.
+    pub extras: &'a [crate::image::Extra],
+}
+
 /// Boots `argv` as a non-interactive job whose stdout is the second serial port
 /// (`cargo xtask test`, `bench`, `fuzz`), printing the console and channel lines
 /// that `show_console` and `show_channel` accept; returns the outcome and the text the
@@ -51,7 +60,7 @@ pub fn run_job(
     command: &str,
     argv: Vec<String>,
     timeout: Duration,
-    memory_mib: Option<u32>,
+    setup: JobSetup<'_>,
     show_console: impl Fn(&str) -> bool,
     show_channel: impl Fn(&str) -> bool,
 ) -> Result<(Outcome, String)> {
@@ -74,10 +83,10 @@ pub fn run_job(
                 interactive: false,
                 stdout: Some("/dev/ttyS1".into()),
             },
-            extras: &[],
+            extras: setup.extras,
             timeout: Some(timeout),
             gdb: false,
-            memory_mib,
+            memory_mib: setup.memory_mib,
         },
         Console::Captured {
             console: &mut on_console,

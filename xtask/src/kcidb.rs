@@ -90,6 +90,16 @@ fn patchset_hash(patches: &[PathBuf]) -> Result<String> {
 }
 
 /// The run as KCIDB I/O.
+/// A test of the suite in KCIDB's dotted path: `kcontainer.uapi.<test>` for the Rust
+/// tests, `kcontainer.kselftest.<collection>.<program>` for the C kselftests.
+fn suite_path(name: &str) -> String {
+    if name.starts_with("kselftest.") {
+        format!("{ORIGIN}.{name}")
+    } else {
+        format!("{ORIGIN}.uapi.{name}")
+    }
+}
+
 pub fn document(run: &Run<'_>) -> Result<Value> {
     // The same base and series are the same checkout on any machine: the tree's own
     // commit ids depend on when `git am` ran.
@@ -167,16 +177,25 @@ pub fn document(run: &Run<'_>) -> Result<Value> {
     }
     for r in &run.ktap.results {
         tests.push(test(
-            format!("kcontainer.uapi.{}", r.name),
+            suite_path(&r.name),
             status(r.status),
             run.ktap_log,
             r.directive.clone(),
         ));
+        // A kselftest program's cases (`global.create_bad_flags`: fixture.test).
+        for sub in &r.subtests {
+            tests.push(test(
+                format!("{}.{}", suite_path(&r.name), sub.name),
+                status(sub.status),
+                run.ktap_log,
+                sub.directive.clone(),
+            ));
+        }
     }
     for name in run.expected {
         if !run.ktap.results.iter().any(|r| &r.name == name) {
             tests.push(test(
-                format!("kcontainer.uapi.{name}"),
+                suite_path(name),
                 "MISS",
                 run.ktap_log,
                 Some("listed by the suite, not reported".into()),
@@ -319,6 +338,17 @@ mod tests {
             results: vec![
                 result(1, "container_create_basic", ktap::Status::Pass),
                 result(2, "container_kill_errors", ktap::Status::Skip),
+                TestResult {
+                    subtests: vec![
+                        result(1, "global.create_bad_flags", ktap::Status::Pass),
+                        result(2, "global.create_enametoolong", ktap::Status::Fail),
+                    ],
+                    ..result(
+                        3,
+                        "kselftest.container.container_create_test",
+                        ktap::Status::Fail,
+                    )
+                },
             ],
             ..Ktap::default()
         };
@@ -379,10 +409,22 @@ mod tests {
             ("kcontainer.uapi.container_kill_errors", "SKIP"),
             ("kcontainer.uapi.container_wait_nohang", "MISS"),
             ("kcontainer.kunit.kcontainer_registry.ids_increase", "FAIL"),
+            (
+                "kcontainer.kselftest.container.container_create_test",
+                "FAIL",
+            ),
+            (
+                "kcontainer.kselftest.container.container_create_test.global.create_bad_flags",
+                "PASS",
+            ),
+            (
+                "kcontainer.kselftest.container.container_create_test.global.create_enametoolong",
+                "FAIL",
+            ),
         ] {
             assert_eq!(by_path(path)["status"], status, "{path}");
         }
-        assert_eq!(tests.len(), 5);
+        assert_eq!(tests.len(), 8);
         assert!(tests.iter().all(|t| t["build_id"] == build["id"]
             && t["id"]
                 .as_str()

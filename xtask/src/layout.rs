@@ -171,6 +171,17 @@ impl Layout {
     }
 }
 
+/// The entries of `dir`, sorted by name.
+pub fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", dir.display()))?;
+    entries.sort();
+    Ok(entries)
+}
+
 /// Runs kept under `<build>/runs`; older ones are deleted.
 const KEEP_RUNS: usize = 30;
 

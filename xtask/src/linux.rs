@@ -70,11 +70,7 @@ pub fn series(layout: &Layout) -> Result<Vec<PathBuf>> {
 
 /// The `*.patch` files in `dir` but the cover letter, in application order.
 pub fn series_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut patches: Vec<PathBuf> = fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading {}", dir.display()))?;
+    let mut patches = crate::layout::list_dir(dir)?;
     patches.retain(|p| {
         p.extension().is_some_and(|e| e == "patch")
             && p.file_name().is_some_and(|n| n != COVER_LETTER)

@@ -56,12 +56,7 @@ fn export(opts: &Options) -> Result<()> {
     .context("git format-patch")?;
 
     let patches_dir = layout.patches();
-    let mut generated: Vec<_> = fs::read_dir(&tmp)
-        .with_context(|| format!("reading {}", tmp.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading {}", tmp.display()))?;
-    generated.sort();
+    let generated = crate::layout::list_dir(&tmp)?;
     let count = generated.len().saturating_sub(1);
     let (mut written, mut unchanged, mut removed) = (0, 0, 0);
     let mut names = Vec::new();

@@ -178,6 +178,11 @@ pub fn judge(
             if r.status == Status::Fail {
                 reasons.push(format!("test failed: {}", r.name));
             }
+            // A program's own KTAP (a kselftest): a failed case fails the run even
+            // if the program's exit status said otherwise.
+            for sub in r.subtests.iter().filter(|s| s.status == Status::Fail) {
+                reasons.push(format!("test failed: {}: {}", r.name, sub.name));
+            }
         }
         for name in expected {
             if !ktap.results.iter().any(|r| &r.name == name) {
@@ -215,20 +220,38 @@ impl Summary {
         self.skipped += other.skipped;
     }
 
-    /// Counts the tests; expected tests that never reported count as failed.
+    /// Counts the tests; expected tests that never reported count as failed. A test
+    /// with nested results (a kselftest program) counts as its cases, or as one
+    /// failure when it failed with no failed case (it crashed or timed out).
     pub fn of(ktap: &Ktap, expected: &[String]) -> Self {
         let mut s = Summary::default();
         for r in &ktap.results {
-            match r.status {
-                Status::Pass => s.passed += 1,
-                Status::Fail => s.failed += 1,
-                Status::Skip => s.skipped += 1,
+            let cases = Summary::of_results(&r.subtests);
+            if r.subtests.is_empty() || (r.status == Status::Fail && cases.failed == 0) {
+                s.count(r.status);
             }
+            s.add(cases);
         }
         s.failed += expected
             .iter()
             .filter(|n| !ktap.results.iter().any(|r| &r.name == *n))
             .count();
+        s
+    }
+
+    fn count(&mut self, status: Status) {
+        match status {
+            Status::Pass => self.passed += 1,
+            Status::Fail => self.failed += 1,
+            Status::Skip => self.skipped += 1,
+        }
+    }
+
+    fn of_results(results: &[crate::ktap::TestResult]) -> Self {
+        let mut s = Summary::default();
+        for r in results {
+            s.count(r.status);
+        }
         s
     }
 
@@ -292,6 +315,31 @@ mod tests {
         assert_eq!(
             Summary::of(&k, &expected).line(),
             "1 passed, 2 failed, 0 skipped"
+        );
+    }
+
+    #[test]
+    fn kselftest_programs_count_as_their_cases() {
+        // What uapi-tests prints for two kselftest programs: one whose case failed
+        // although it exited 0, one that timed out after its first case.
+        let text = "KTAP version 1\n1..3\nok 1 a\n    TAP version 13\n    1..3\n    ok 1 global.x\n    not ok 2 global.y\n    ok 3 global.z # SKIP ENOSYS\nok 2 kselftest.c.p\n    TAP version 13\n    1..2\n    ok 1 global.u\n# timeout after 45s\nnot ok 3 kselftest.c.q\n";
+        let k = ktap::parse(text);
+        let expected = names(&["a", "kselftest.c.p", "kselftest.c.q"]);
+        let Verdict::Fail(reasons) = judge(&end(1, 0), Some(&k), &expected, &[], true) else {
+            panic!("expected a failure")
+        };
+        assert_eq!(
+            reasons,
+            [
+                "the job exited with status 1",
+                "test failed: kselftest.c.p: global.y",
+                "test failed: kselftest.c.q",
+            ]
+        );
+        // a; x, z (skip), y (fail); u and q's crash.
+        assert_eq!(
+            Summary::of(&k, &expected).line(),
+            "3 passed, 2 failed, 1 skipped"
         );
     }
 

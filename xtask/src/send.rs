@@ -365,12 +365,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         .run()
         .context("b4 send -o")?;
 
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&mails)
-        .with_context(|| format!("reading {}", mails.display()))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("reading {}", mails.display()))?;
-    files.sort();
+    let files = crate::layout::list_dir(&mails)?;
     let patches = linux::series(&layout)?.len();
     if files.len() != patches + 1 {
         bail!(

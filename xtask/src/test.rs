@@ -13,7 +13,7 @@ use crate::ktap::{self, Ktap};
 use crate::kunit::{self, Kunit};
 use crate::report::{self, Summary, Untestable, Verdict};
 use crate::splat::Splat;
-use crate::{build, Options};
+use crate::{build, kselftest, Options};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -63,11 +63,25 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
     }
     let layout = build::kernel(opts)?;
     image::build_guest_binaries(&layout, opts.verbose).context(Untestable)?;
+    // The series' C kselftests, once the tree has them: run by the suite, each
+    // program one test with its KTAP nested.
+    let kselftests = kselftest::build(&layout, opts.verbose).context(Untestable)?;
+    let extras = match &kselftests {
+        Some(dir) => kselftest::extras(dir)?,
+        None => Vec::new(),
+    };
+    let with_kselftests = |dir: &str| match &kselftests {
+        Some(_) => vec!["--kselftests".to_string(), dir.to_string()],
+        None => Vec::new(),
+    };
 
     let suite = layout.guest_bin("uapi-tests");
+    let host_dir = kselftest::install_dir(&layout).display().to_string();
     let listed = duct::cmd(
         &suite,
-        std::iter::once("--list".to_string()).chain(args.filters.iter().cloned()),
+        std::iter::once("--list".to_string())
+            .chain(with_kselftests(&host_dir))
+            .chain(args.filters.iter().cloned()),
     )
     .read()
     .with_context(|| format!("{} --list", suite.display()))?;
@@ -86,6 +100,7 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
 
     let timeout = args.timeout.unwrap_or(if opts.debug { 1200 } else { 300 });
     let mut argv = vec![TESTS_GUEST_PATH.to_string()];
+    argv.extend(with_kselftests(kselftest::GUEST_DIR));
     argv.extend(args.filters.iter().cloned());
     eprintln!(
         "xtask: booting {} with {} test(s)",
@@ -98,7 +113,10 @@ pub fn run(opts: &Options, args: &Args) -> Result<u8> {
         "test",
         argv,
         Duration::from_secs(timeout),
-        None,
+        guest::JobSetup {
+            extras: &extras,
+            ..Default::default()
+        },
         |_| verbose,
         |line| verbose || !line.starts_with("    "),
     )?;

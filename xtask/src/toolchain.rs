@@ -34,6 +34,9 @@ const PACKAGES: &[(&str, Option<&str>)] = &[
     ("busybox-static", None),
     // `make headers_install` copies with rsync.
     ("rsync", None),
+    // The static guest binaries and the C kselftests link glibc's libc.a.
+    ("gcc", None),
+    ("libc6-dev", None),
 ];
 
 pub const BINDGEN_VERSION: &str = "0.72.1";
@@ -81,9 +84,15 @@ pub struct Needs {
     pub review: bool,
 }
 
-/// Packages `cargo xtask check` needs on top of [`PACKAGES`].
-const REVIEW_PACKAGES: &[(&str, Option<&str>)] =
-    &[("perl", None), ("python3-ply", None), ("python3-git", None)];
+/// Packages `cargo xtask check` needs on top of [`PACKAGES`]: checkpatch's, and
+/// the man pages' two linters (man.rs).
+const REVIEW_PACKAGES: &[(&str, Option<&str>)] = &[
+    ("perl", None),
+    ("python3-ply", None),
+    ("python3-git", None),
+    ("mandoc", None),
+    ("groff-base", None),
+];
 
 /// Checks everything and installs what is missing where it can.
 pub fn ensure(sh: &Shell, layout: &Layout, needs: &Needs) -> Result<Toolchain> {
