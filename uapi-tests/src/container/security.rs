@@ -1023,11 +1023,12 @@ pub fn time_namespace() -> Result<()> {
     child.wait_exit(0)
 }
 
-/// RLIMIT_NPROC is checked against the container's user, not only the caller's: root
-/// without CAP_SYS_ADMIN and CAP_SYS_RESOURCE (so the limit applies to it) but with
-/// CAP_SETUID and CAP_SETGID starts the init of uid 65534's container. At RLIMIT_NPROC 1,
-/// with one 65534 process running, that is EAGAIN (root's own count is exempt); with
-/// the limit lifted the init runs as 65534.
+/// RLIMIT_NPROC is checked against the container's user, not only the caller's, and
+/// the exemption for CAP_SYS_RESOURCE and CAP_SYS_ADMIN is the container credentials',
+/// not the starter's: root with every capability, then root without those two but with
+/// CAP_SETUID and CAP_SETGID, start the init of uid 65534's container. At RLIMIT_NPROC
+/// 1, with one 65534 process running, both get EAGAIN (as setuid() + execve() would;
+/// root's own count is exempt); with the limit lifted the init runs as 65534.
 pub fn nproc_of_container_user() -> Result<()> {
     h::require(&[Call::Create, Call::Fork, Call::Wait])?;
     let (ours, theirs) = socketpair()?;
@@ -1042,27 +1043,37 @@ pub fn nproc_of_container_user() -> Result<()> {
     })?;
     let cfd = recv_fd(&ours)?;
     let report = Pipe::new()?;
-    let mut root = Proc::fork("root without CAP_SYS_ADMIN and CAP_SYS_RESOURCE", || {
-        let all: u64 = (1 << 41) - 1;
-        // CAP_SYS_RESOURCE is 24, CAP_SYS_ADMIN 21.
-        let some = all & !(1 << 24) & !(1 << 21);
-        capset(some, some, 0)?;
-        super::fork::set_nproc(Some(1))?;
-        expect_errno(
-            "fork_into_container(uid 65534's container) at RLIMIT_NPROC 1",
+    let mut root = Proc::fork(
+        "root, then without CAP_SYS_ADMIN and CAP_SYS_RESOURCE",
+        || {
+            super::fork::set_nproc(Some(1))?;
+            expect_errno(
+            "fork_into_container(uid 65534's container) at RLIMIT_NPROC 1 by root with every capability",
             fork_fails(cfd.as_raw_fd()),
             Errno::AGAIN,
         )?;
-        super::fork::set_nproc(None)?;
-        let mut init = Proc::init(&cfd, || {
-            report.send_i64(i64::from(rustix::process::geteuid().as_raw()))?;
+            super::fork::set_nproc(None)?;
+            let all: u64 = (1 << 41) - 1;
+            // CAP_SYS_RESOURCE is 24, CAP_SYS_ADMIN 21.
+            let some = all & !(1 << 24) & !(1 << 21);
+            capset(some, some, 0)?;
+            super::fork::set_nproc(Some(1))?;
+            expect_errno(
+                "fork_into_container(uid 65534's container) at RLIMIT_NPROC 1",
+                fork_fails(cfd.as_raw_fd()),
+                Errno::AGAIN,
+            )?;
+            super::fork::set_nproc(None)?;
+            let mut init = Proc::init(&cfd, || {
+                report.send_i64(i64::from(rustix::process::geteuid().as_raw()))?;
+                Ok(0)
+            })?;
+            let euid = report.recv_i64(Some(&init))?;
+            init.wait_exit(0)?;
+            ensure!(euid == i64::from(NOBODY), "the init's euid {euid}");
             Ok(0)
-        })?;
-        let euid = report.recv_i64(Some(&init))?;
-        init.wait_exit(0)?;
-        ensure!(euid == i64::from(NOBODY), "the init's euid {euid}");
-        Ok(0)
-    })?;
+        },
+    )?;
     let result = root.wait_exit(0);
     gate.open(1)?;
     maker.wait_exit(0)?;
