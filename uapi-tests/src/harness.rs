@@ -157,27 +157,12 @@ fn spawn_and_wait(test: &Test, timeout: Duration) -> Result<Outcome> {
     drop(tx);
     let mut child = child;
 
-    let status = wait_with_timeout(&child, timeout)?;
+    let status = wait_with_timeout(&child, timeout, || {})?;
     let message = drain(&rx);
-    // Kill whatever the test left behind in its group, then reap it (we are the subreaper).
-    // SAFETY: signals our own test's process group.
-    unsafe { libc::kill(-child.pid, libc::SIGKILL) };
-    let status = match status {
-        Some(status) => {
-            child.reaped();
-            status
-        }
-        None => {
-            child.kill();
-            child.wait()?;
-            reap_orphans();
-            return Ok(Outcome::Fail(vec![format!(
-                "timeout after {}s",
-                timeout.as_secs()
-            )]));
-        }
+    let status = match end_group(&mut child, status, timeout)? {
+        Ok(status) => status,
+        Err(timed_out) => return Ok(timed_out),
     };
-    reap_orphans();
 
     let text = String::from_utf8_lossy(message.get(1..).unwrap_or_default()).into_owned();
     if libc::WIFSIGNALED(status) {
@@ -250,55 +235,25 @@ fn spawn_program(program: &Program) -> Result<Outcome> {
     // SAFETY: fcntl on an fd we own.
     unsafe { libc::fcntl(rx.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
 
-    let deadline = Instant::now() + program.timeout;
+    // Its output is nested as it comes, so that the pipe never fills; a last line
+    // without a newline is printed at the end.
     let mut pending = Vec::new();
-    let nest = |bytes: &[u8], pending: &mut Vec<u8>, all: bool| {
+    let mut nest = |bytes: &[u8]| {
         pending.extend_from_slice(bytes);
         while let Some(end) = pending.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line[..end]);
-            emit(format!("    {}", line.trim_end()).trim_end());
-        }
-        if all && !pending.is_empty() {
-            let line = String::from_utf8_lossy(pending).into_owned();
-            emit(format!("    {}", line.trim_end()).trim_end());
-            pending.clear();
+            emit(format!("    {}", String::from_utf8_lossy(&line)).trim_end());
         }
     };
-    let status = loop {
-        let mut fds = [libc::pollfd {
-            fd: rx.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(fds.as_mut_ptr(), 1, 50) };
-        nest(&drain(&rx), &mut pending, false);
-        let mut status = 0;
-        // SAFETY: status is a valid out pointer.
-        let r = unsafe { libc::waitpid(child.pid, &mut status, libc::WNOHANG) };
-        if r == child.pid {
-            child.reaped();
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
+    let status = wait_with_timeout(&child, program.timeout, || nest(&drain(&rx)))?;
+    nest(&drain(&rx));
+    if !pending.is_empty() {
+        emit(format!("    {}", String::from_utf8_lossy(&pending)).trim_end());
+    }
+    let status = match end_group(&mut child, status, program.timeout)? {
+        Ok(status) => status,
+        Err(timed_out) => return Ok(timed_out),
     };
-    // What it wrote last, then whatever it left behind in its group.
-    nest(&drain(&rx), &mut pending, true);
-    // SAFETY: signals the program's own process group.
-    unsafe { libc::kill(-child.pid, libc::SIGKILL) };
-    let Some(status) = status else {
-        child.kill();
-        child.wait()?;
-        reap_orphans();
-        return Ok(Outcome::Fail(vec![format!(
-            "timeout after {}s",
-            program.timeout.as_secs()
-        )]));
-    };
-    reap_orphans();
     Ok(
         if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
             Outcome::Pass
@@ -335,8 +290,36 @@ fn report(tx: &OwnedFd, run: fn() -> Result<()>) {
     let _ = sys::write_all(tx, &record[..record.len().min(16 * 1024)]);
 }
 
-/// Polls for the child's exit; None on timeout.
-fn wait_with_timeout(child: &sys::Child, timeout: Duration) -> Result<Option<libc::c_int>> {
+/// After the wait: kills whatever the test left behind in its process group and reaps
+/// it all (we are the subreaper). The child's status, or the failure of a test that
+/// timed out (`status` None).
+fn end_group(
+    child: &mut sys::Child,
+    status: Option<libc::c_int>,
+    timeout: Duration,
+) -> Result<Result<libc::c_int, Outcome>> {
+    // SAFETY: signals our own test's process group.
+    unsafe { libc::kill(-child.pid, libc::SIGKILL) };
+    let Some(status) = status else {
+        child.kill();
+        child.wait()?;
+        reap_orphans();
+        return Ok(Err(Outcome::Fail(vec![format!(
+            "timeout after {}s",
+            timeout.as_secs()
+        )])));
+    };
+    child.reaped();
+    reap_orphans();
+    Ok(Ok(status))
+}
+
+/// Polls for the child's exit, calling `tick` between polls; None on timeout.
+fn wait_with_timeout(
+    child: &sys::Child,
+    timeout: Duration,
+    mut tick: impl FnMut(),
+) -> Result<Option<libc::c_int>> {
     let deadline = Instant::now() + timeout;
     loop {
         let mut status = 0;
@@ -355,6 +338,7 @@ fn wait_with_timeout(child: &sys::Child, timeout: Duration) -> Result<Option<lib
         if Instant::now() >= deadline {
             return Ok(None);
         }
+        tick();
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -47,17 +47,22 @@ struct Cover {
 fn read_cover(path: &Path) -> Result<Cover> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_cover(&text, &path.display())
+}
+
+/// The cover letter in `text`; `path` names it in errors.
+fn parse_cover(text: &str, path: &dyn std::fmt::Display) -> Result<Cover> {
     let (headers, body) = text
         .split_once("\n\n")
-        .with_context(|| format!("{}: no blank line after the headers", path.display()))?;
+        .with_context(|| format!("{path}: no blank line after the headers"))?;
     let subject = headers
         .lines()
         .find_map(|l| l.strip_prefix("Subject: "))
-        .with_context(|| format!("{}: no Subject: header", path.display()))?;
+        .with_context(|| format!("{path}: no Subject: header"))?;
     let (prefix, title) = subject
         .strip_prefix('[')
         .and_then(|s| s.split_once("] "))
-        .with_context(|| format!("{}: the subject has no [PATCH ...] prefix", path.display()))?;
+        .with_context(|| format!("{path}: the subject has no [PATCH ...] prefix"))?;
     let revision = prefix
         .split_whitespace()
         .find_map(|w| w.strip_prefix('v').and_then(|n| n.parse().ok()))
@@ -224,19 +229,7 @@ fn previous_version(
     for commit in commits.lines() {
         let spec = format!("{commit}:{cover}");
         let text = cmd!(sh, "git -C {repo} show {spec}").quiet().read()?;
-        let subject = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Subject: "))
-            .unwrap_or_default();
-        let rev = subject
-            .strip_prefix('[')
-            .and_then(|s| s.split_once(']'))
-            .map_or(1, |(prefix, _)| {
-                prefix
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix('v').and_then(|n| n.parse().ok()))
-                    .unwrap_or(1)
-            });
+        let rev = parse_cover(&text, &spec).map_or(1, |c| c.revision);
         if rev == revision {
             let files = cmd!(sh, "git -C {repo} ls-tree --name-only {commit} patches/")
                 .quiet()
