@@ -385,9 +385,34 @@ pub fn set_nproc(soft: Option<libc::rlim_t>) -> Result<()> {
     Ok(())
 }
 
+/// The lowest RLIMIT_NPROC at which fork() succeeds, found by forking (and reaping) a
+/// child that exits at once at limits 1, 2, ...: the caller's user's process count + 1.
+/// The soft limit is left at what was found.
+fn lowest_forkable_nproc() -> Result<libc::rlim_t> {
+    for limit in 1..=256 {
+        set_nproc(Some(limit))?;
+        // SAFETY: the child only calls _exit(2).
+        match unsafe { libc::fork() } {
+            0 => unsafe { libc::_exit(0) },
+            -1 if sys::last_errno() == Errno::AGAIN => continue,
+            -1 => bail!(
+                "fork() at RLIMIT_NPROC {limit}: {}",
+                sys::errno_name(sys::last_errno())
+            ),
+            pid => {
+                h::waitpid_within(pid, h::DEATH_LIMIT)?;
+                return Ok(limit);
+            }
+        }
+    }
+    bail!("fork() failed with EAGAIN at every RLIMIT_NPROC up to 256")
+}
+
 /// EAGAIN as fork(2) gives it: uid 65534 at RLIMIT_NPROC 1 can neither fork() nor
 /// fork_into_container; the failure starts nothing (container_wait is ECHILD) and does
-/// not use up the single init: with the limit lifted, fork_into_container succeeds.
+/// not use up the single init. Init is counted once, as fork() counts a child, when
+/// the container's user is the caller's: at the lowest limit at which fork() succeeds,
+/// fork_into_container is EAGAIN one below and succeeds at it.
 pub fn eagain_nproc() -> Result<()> {
     h::require(&[Call::Create, Call::Fork, Call::Wait])?;
     let mut child = Proc::fork("unprivileged child", || {
@@ -417,8 +442,20 @@ pub fn eagain_nproc() -> Result<()> {
             container_wait(cfd.as_raw_fd(), None, libc::WNOHANG as u32, None),
             Errno::CHILD,
         )?;
+        let room = lowest_forkable_nproc()?;
+        set_nproc(Some(room - 1))?;
+        expect_errno(
+            &format!(
+                "fork_into_container at RLIMIT_NPROC {}, one below fork()'s",
+                room - 1
+            ),
+            fork_fails(cfd.as_raw_fd()),
+            Errno::AGAIN,
+        )?;
+        set_nproc(Some(room))?;
+        let mut init = Proc::init(&cfd, || Ok(0))
+            .with_context(|| format!("fork_into_container at RLIMIT_NPROC {room}, fork()'s"))?;
         set_nproc(None)?;
-        let mut init = Proc::init(&cfd, || Ok(0))?;
         init.wait_exit(0)?;
         let mut status = -1;
         ok(
