@@ -412,7 +412,8 @@ fn lowest_forkable_nproc() -> Result<libc::rlim_t> {
 /// fork_into_container; the failure starts nothing (container_wait is ECHILD) and does
 /// not use up the single init. Init is counted once, as fork() counts a child, when
 /// the container's user is the caller's: at the lowest limit at which fork() succeeds,
-/// fork_into_container is EAGAIN one below and succeeds at it.
+/// fork_into_container is EAGAIN one below and succeeds at it, also for a container
+/// with a user namespace of its own (whose owner, the caller's user, is counted once).
 pub fn eagain_nproc() -> Result<()> {
     h::require(&[Call::Create, Call::Fork, Call::Wait])?;
     let mut child = Proc::fork("unprivileged child", || {
@@ -457,6 +458,15 @@ pub fn eagain_nproc() -> Result<()> {
             .with_context(|| format!("fork_into_container at RLIMIT_NPROC {room}, fork()'s"))?;
         set_nproc(None)?;
         init.wait_exit(0)?;
+        // In a user namespace of its own, whose owner's count the fork is also
+        // checked against (at the limit when it was made): counted once there too.
+        let room = lowest_forkable_nproc()?;
+        let userns = h::create(&h::unique_name("nprocns"), CONTAINER_NEW_USER_NS)?;
+        let mut nested = Proc::init(&userns, || Ok(0)).with_context(|| {
+            format!("fork_into_container(NEW_USER_NS) at RLIMIT_NPROC {room}, fork()'s")
+        })?;
+        set_nproc(None)?;
+        nested.wait_exit(0)?;
         let mut status = -1;
         ok(
             "container_wait",
