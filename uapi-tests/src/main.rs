@@ -219,6 +219,22 @@ static TESTS: &[Test] = &[
         container::security::groups_not_gained,
     ),
     Test::new(
+        "container_sec_real_uid_not_gained",
+        container::security::real_uid_not_gained,
+    ),
+    Test::new(
+        "container_sec_bounding_set_not_gained",
+        container::security::bounding_set_not_gained,
+    ),
+    Test::new(
+        "container_sec_securebits_not_shed",
+        container::security::securebits_not_shed,
+    ),
+    Test::new(
+        "container_sec_root_starts_rootless",
+        container::security::root_starts_rootless,
+    ),
+    Test::new(
         "container_sec_kill_eperm_never_lands",
         container::security::kill_eperm_never_lands,
     )

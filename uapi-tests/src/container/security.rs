@@ -797,16 +797,27 @@ pub fn kill_once_and_esrch() -> Result<()> {
 }
 
 /// A sandbox cannot leave through a cfd made outside it: uid 1000 makes a container in
-/// the initial namespaces, then enters user and network namespaces of its own (where
-/// container_socket() is EPERM) or a chroot: fork_into_container() is EPERM too, as
-/// setns() into the initial namespaces or out of the chroot would be. Outside the
-/// sandbox the same uid starts it.
+/// the initial namespaces, then enters a user namespace of its own (alone, or with a
+/// network namespace, where container_socket() is EPERM) or a chroot:
+/// fork_into_container() is EPERM too, as setns() into the initial namespaces or out of
+/// the chroot would be. Outside the sandbox the same uid starts it.
 pub fn fork_sandbox_escape() -> Result<()> {
     h::require(&[Call::Create, Call::Fork])?;
     let dir = TempDir::new("jail")?;
     let mut child = Proc::fork("uid 1000", || {
         h::become_user(USER)?;
         let cfd = h::create(&h::unique_name("outside"), 0)?;
+        let mut userns = Proc::fork("uid 1000 in a user namespace of its own", || {
+            unshare(libc::CLONE_NEWUSER, "CLONE_NEWUSER")?;
+            map_root_to(USER, USER)?;
+            expect_errno(
+                "fork_into_container(a cfd made outside) from a user namespace",
+                fork_fails(cfd.as_raw_fd()),
+                Errno::PERM,
+            )?;
+            Ok(0)
+        })?;
+        userns.wait_exit(0)?;
         let mut netns = Proc::fork("uid 1000 in its own user and network namespaces", || {
             unshare(
                 libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
@@ -841,34 +852,38 @@ pub fn fork_sandbox_escape() -> Result<()> {
 }
 
 /// Supplementary groups are privileges too: uid 1000 in group 4242 makes a container and
-/// passes the cfd to a uid 1000 without the group, which gets EPERM; with the group, the
-/// init starts and has exactly the container's groups.
+/// passes the cfd to a uid 1000 without the group, which gets EPERM, and to one in groups
+/// 4242 and 4243, which gets EPERM too (dropping a group takes CAP_SETGID, as a group can
+/// deny access); in group 4242 alone, the init starts and has exactly the container's
+/// groups.
 pub fn groups_not_gained() -> Result<()> {
     h::require(&[Call::Create, Call::Fork])?;
     const GROUP: u32 = 4242;
-    let with_group = || -> Result<()> {
-        // SAFETY: plain credential syscalls in a single-threaded child, as root.
-        unsafe {
-            if libc::setgroups(1, &GROUP) != 0 {
-                bail!("setgroups([{GROUP}]): {}", errno_name(sys::last_errno()));
-            }
-            if libc::setresgid(USER, USER, USER) != 0 || libc::setresuid(USER, USER, USER) != 0 {
-                bail!("setresuid/gid({USER}): {}", errno_name(sys::last_errno()));
-            }
-        }
-        Ok(())
-    };
+    let in_groups = |groups: &[u32]| set_ids(groups, USER, USER);
+    let with_group = || in_groups(&[GROUP]);
     let (ours, theirs) = socketpair()?;
     let mut maker = Proc::fork("uid 1000 in group 4242", || {
         with_group()?;
         let cfd = h::create(&h::unique_name("grouped"), 0)?;
         send_fd(&theirs, &cfd)?;
         send_fd(&theirs, &cfd)?;
+        send_fd(&theirs, &cfd)?;
         Ok(0)
     })?;
     let cfd_a = recv_fd(&ours)?;
     let cfd_b = recv_fd(&ours)?;
+    let cfd_c = recv_fd(&ours)?;
     maker.wait_exit(0)?;
+    let mut more = Proc::fork("uid 1000 in groups 4242 and 4243", || {
+        in_groups(&[GROUP, GROUP + 1])?;
+        expect_errno(
+            "fork_into_container(a container of group 4242) dropping group 4243",
+            fork_fails(cfd_c.as_raw_fd()),
+            Errno::PERM,
+        )?;
+        Ok(0)
+    })?;
+    more.wait_exit(0)?;
     let mut without = Proc::fork("uid 1000 without group 4242", || {
         h::become_user(USER)?;
         expect_errno(
@@ -905,6 +920,176 @@ pub fn groups_not_gained() -> Result<()> {
         "the init's groups: {groups:?}, expected [{GROUP}]"
     );
     Ok(())
+}
+
+/// As root: the supplementary groups `groups`, gid `uid` and uids `ruid`, `uid`, `uid`
+/// (real, effective, saved), staying dumpable so that /proc/self stays readable.
+fn set_ids(groups: &[u32], ruid: u32, uid: u32) -> Result<()> {
+    // SAFETY: plain credential syscalls in a single-threaded child; prctl with integer
+    // arguments.
+    unsafe {
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            bail!("setgroups({groups:?}): {}", errno_name(sys::last_errno()));
+        }
+        if libc::setresgid(uid, uid, uid) != 0 || libc::setresuid(ruid, uid, uid) != 0 {
+            bail!(
+                "setresuid({ruid}, {uid}, {uid}): {}",
+                errno_name(sys::last_errno())
+            );
+        }
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+    }
+    Ok(())
+}
+
+/// Starts the init of `cfd`, which exits 5 if its real and effective uids are `want`,
+/// and waits for that.
+fn init_has_uids(cfd: &OwnedFd, want: (u32, u32)) -> Result<()> {
+    let mut init = Proc::init(cfd, || {
+        // SAFETY: getuid(2) and geteuid(2) cannot fail.
+        let ids = unsafe { (libc::getuid(), libc::geteuid()) };
+        Ok(if ids == want { 5 } else { 6 })
+    })?;
+    init.wait_exit(5)
+}
+
+/// Every id is a privilege, the real uid too: root that became uid 1000 in its effective
+/// and saved uids only, and dropped every capability, makes a container whose credentials
+/// keep real uid 0, which execve() would make root again (and which RLIMIT_NPROC exempts).
+/// A process that is uid 1000 in all its ids gets EPERM from fork_into_container(); the
+/// maker starts it, and its init has real uid 0 and effective uid 1000.
+pub fn real_uid_not_gained() -> Result<()> {
+    h::require(&[Call::Create, Call::Fork])?;
+    let mut maker = Proc::fork("real uid 0, effective uid 1000, no capabilities", || {
+        set_ids(&[], 0, USER)?;
+        capset(0, 0, 0)?;
+        let cfd = h::create(&h::unique_name("ruid0"), 0)?;
+        let mut starter = Proc::fork("uid 1000 in all its ids", || {
+            // SAFETY: as above; 1000 is one of this process's uids.
+            if unsafe { libc::setresuid(USER, USER, USER) } != 0 {
+                bail!("setresuid({USER}): {}", errno_name(sys::last_errno()));
+            }
+            expect_errno(
+                "fork_into_container(a container with real uid 0) as uid 1000",
+                fork_fails(cfd.as_raw_fd()),
+                Errno::PERM,
+            )?;
+            Ok(0)
+        })?;
+        starter.wait_exit(0)?;
+        init_has_uids(&cfd, (0, USER))?;
+        Ok(0)
+    })?;
+    maker.wait_exit(0)
+}
+
+/// The bounding set limits what execve() of a file with capabilities gives, and only
+/// CAP_SETPCAP makes it smaller (a setuid program may count on it): a uid 1000 whose
+/// bounding set lacks CAP_NET_RAW gets EPERM from fork_into_container() on a container
+/// uid 1000 made with the full set, and a uid 1000 with the full set gets EPERM on one
+/// made without CAP_NET_RAW; with the same set as the maker's, uid 1000 starts it.
+pub fn bounding_set_not_gained() -> Result<()> {
+    h::require(&[Call::Create, Call::Fork])?;
+    const CAP_NET_RAW: libc::c_ulong = 13;
+    let drop_net_raw = || -> Result<()> {
+        // SAFETY: prctl with integer arguments, as root.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0) } != 0 {
+            bail!("PR_CAPBSET_DROP: {}", errno_name(sys::last_errno()));
+        }
+        Ok(())
+    };
+    let (ours, theirs) = socketpair()?;
+    let mut maker = Proc::fork("uid 1000 with the full bounding set", || {
+        h::become_user(USER)?;
+        let cfd = h::create(&h::unique_name("bset"), 0)?;
+        send_fd(&theirs, &cfd)?;
+        Ok(0)
+    })?;
+    let full = recv_fd(&ours)?;
+    maker.wait_exit(0)?;
+    let mut maker = Proc::fork("uid 1000 without CAP_NET_RAW in its bounding set", || {
+        drop_net_raw()?;
+        h::become_user(USER)?;
+        let cfd = h::create(&h::unique_name("bset-small"), 0)?;
+        send_fd(&theirs, &cfd)?;
+        Ok(0)
+    })?;
+    let small = recv_fd(&ours)?;
+    maker.wait_exit(0)?;
+    let mut smaller = Proc::fork("uid 1000 without CAP_NET_RAW in its bounding set", || {
+        drop_net_raw()?;
+        h::become_user(USER)?;
+        expect_errno(
+            "fork_into_container(a full bounding set) from a smaller one",
+            fork_fails(full.as_raw_fd()),
+            Errno::PERM,
+        )?;
+        Ok(0)
+    })?;
+    smaller.wait_exit(0)?;
+    let mut whole = Proc::fork("uid 1000 with the full bounding set", || {
+        h::become_user(USER)?;
+        expect_errno(
+            "fork_into_container(a smaller bounding set) without CAP_SETPCAP",
+            fork_fails(small.as_raw_fd()),
+            Errno::PERM,
+        )?;
+        let mut init = Proc::init(&full, || Ok(4))?;
+        init.wait_exit(4)?;
+        Ok(0)
+    })?;
+    whole.wait_exit(0)
+}
+
+/// Root may start the init of a container that uid 1000 in group 4242 made with a user
+/// namespace of its own, though root is in neither that namespace nor the group: it
+/// could set uid 1000's ids and groups and then setns() into the namespace uid 1000
+/// owns. The init is root there, uid 1000 outside.
+pub fn root_starts_rootless() -> Result<()> {
+    h::require(&[Call::Create, Call::Fork])?;
+    const GROUP: u32 = 4242;
+    let (ours, theirs) = socketpair()?;
+    let mut maker = Proc::fork("uid 1000 in group 4242", || {
+        set_ids(&[GROUP], USER, USER)?;
+        let cfd = h::create(&h::unique_name("rootless"), CONTAINER_NEW_USER_NS)?;
+        send_fd(&theirs, &cfd)?;
+        Ok(0)
+    })?;
+    let cfd = recv_fd(&ours)?;
+    maker.wait_exit(0)?;
+    let mut root = Proc::fork("root", || {
+        init_has_uids(&cfd, (0, 0))?;
+        Ok(0)
+    })?;
+    root.wait_exit(0)
+}
+
+/// Locked securebits stay: root that set and locked SECBIT_NOROOT (so that execve() gives
+/// it no capabilities for being root) gets EPERM from fork_into_container() on root's
+/// container, whose credentials lack the bit; root without it starts the init.
+pub fn securebits_not_shed() -> Result<()> {
+    h::require(&[Call::Create, Call::Fork])?;
+    const SECBIT_NOROOT_AND_LOCKED: libc::c_ulong = 0b11;
+    let cfd = h::create(&h::unique_name("secbits"), 0)?;
+    let mut locked = Proc::fork("root with SECBIT_NOROOT set and locked", || {
+        // SAFETY: prctl with integer arguments, as root with CAP_SETPCAP.
+        if unsafe { libc::prctl(libc::PR_SET_SECUREBITS, SECBIT_NOROOT_AND_LOCKED, 0, 0, 0) } != 0 {
+            bail!("PR_SET_SECUREBITS: {}", errno_name(sys::last_errno()));
+        }
+        expect_errno(
+            "fork_into_container(root's container) with SECBIT_NOROOT locked",
+            fork_fails(cfd.as_raw_fd()),
+            Errno::PERM,
+        )?;
+        Ok(0)
+    })?;
+    locked.wait_exit(0)?;
+    let mut root = Proc::fork("root", || {
+        let mut init = Proc::init(&cfd, || Ok(4))?;
+        init.wait_exit(4)?;
+        Ok(0)
+    })?;
+    root.wait_exit(0)
 }
 
 /// A cfd holder that may not signal the members (uid 1000 against root's container)
