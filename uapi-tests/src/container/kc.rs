@@ -121,7 +121,17 @@ impl Kc {
             .stderr
             .recv_timeout(Duration::from_secs(5))
             .unwrap_or_default();
-        let rest: Vec<String> = self.lines.try_iter().collect();
+        // kc has exited, but its output may still be in the reader thread: take lines
+        // until the thread sees end of file (or 5 s pass, should a process kc left
+        // behind hold its stdout open).
+        let mut rest = Vec::new();
+        let until = Instant::now() + Duration::from_secs(5);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            rest.push(line);
+        }
         let code = match (
             status.code(),
             std::os::unix::process::ExitStatusExt::signal(&status),
