@@ -467,6 +467,16 @@ impl Pipe {
             } else if fds[1].revents != 0 {
                 if let Some(p) = from {
                     p.check()?;
+                    // It may have sent and ended between poll()'s looks at the two fds.
+                    let mut again = [libc::pollfd {
+                        fd: self.rx.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }];
+                    // SAFETY: one valid pollfd; no waiting.
+                    if unsafe { libc::poll(again.as_mut_ptr(), 1, 0) } > 0 {
+                        continue;
+                    }
                     bail!(
                         "{} (pid {}) ended without sending ({done} of {n} bytes): {}",
                         p.what,
