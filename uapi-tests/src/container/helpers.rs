@@ -681,22 +681,33 @@ pub fn expect_row(row: &Row, refs: u32, flags: u64, owner: i64, group: i64) -> R
 /// The overflow ("nobody") id an unprivileged test runs as.
 pub const NOBODY: u32 = 65534;
 
-/// Drops every group and becomes `uid`:`uid` with no capabilities (as setuid(2) from
-/// root does), staying dumpable so /proc/self stays readable.
-pub fn become_user(uid: u32) -> Result<()> {
-    // SAFETY: plain credential syscalls; glibc applies them to the whole process.
+/// The supplementary groups `groups`, gid `uid` and uids `ruid`, `uid`, `uid` (real,
+/// effective, saved), staying dumpable so that /proc/self stays readable.
+pub fn set_ids(groups: &[u32], ruid: u32, uid: u32) -> Result<()> {
+    // SAFETY: plain credential syscalls; glibc applies them to the whole process. prctl
+    // with integer arguments.
     unsafe {
-        if libc::setgroups(0, std::ptr::null()) != 0 {
-            bail!("setgroups(0): {}", errno_name(sys::last_errno()));
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            bail!("setgroups({groups:?}): {}", errno_name(sys::last_errno()));
         }
         if libc::setresgid(uid, uid, uid) != 0 {
             bail!("setresgid({uid}): {}", errno_name(sys::last_errno()));
         }
-        if libc::setresuid(uid, uid, uid) != 0 {
-            bail!("setresuid({uid}): {}", errno_name(sys::last_errno()));
+        if libc::setresuid(ruid, uid, uid) != 0 {
+            bail!(
+                "setresuid({ruid}, {uid}, {uid}): {}",
+                errno_name(sys::last_errno())
+            );
         }
         libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
     }
+    Ok(())
+}
+
+/// Drops every group and becomes `uid`:`uid` with no capabilities (as setuid(2) from
+/// root does), staying dumpable so /proc/self stays readable.
+pub fn become_user(uid: u32) -> Result<()> {
+    set_ids(&[], uid, uid)?;
     let status = sys::read_text("/proc/self/status")?;
     for field in ["CapEff:", "CapPrm:"] {
         let line = status

@@ -859,7 +859,7 @@ pub fn fork_sandbox_escape() -> Result<()> {
 pub fn groups_not_gained() -> Result<()> {
     h::require(&[Call::Create, Call::Fork])?;
     const GROUP: u32 = 4242;
-    let in_groups = |groups: &[u32]| set_ids(groups, USER, USER);
+    let in_groups = |groups: &[u32]| h::set_ids(groups, USER, USER);
     let with_group = || in_groups(&[GROUP]);
     let (ours, theirs) = socketpair()?;
     let mut maker = Proc::fork("uid 1000 in group 4242", || {
@@ -922,26 +922,6 @@ pub fn groups_not_gained() -> Result<()> {
     Ok(())
 }
 
-/// As root: the supplementary groups `groups`, gid `uid` and uids `ruid`, `uid`, `uid`
-/// (real, effective, saved), staying dumpable so that /proc/self stays readable.
-fn set_ids(groups: &[u32], ruid: u32, uid: u32) -> Result<()> {
-    // SAFETY: plain credential syscalls in a single-threaded child; prctl with integer
-    // arguments.
-    unsafe {
-        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-            bail!("setgroups({groups:?}): {}", errno_name(sys::last_errno()));
-        }
-        if libc::setresgid(uid, uid, uid) != 0 || libc::setresuid(ruid, uid, uid) != 0 {
-            bail!(
-                "setresuid({ruid}, {uid}, {uid}): {}",
-                errno_name(sys::last_errno())
-            );
-        }
-        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
-    }
-    Ok(())
-}
-
 /// Starts the init of `cfd`, which exits 5 if its real and effective uids are `want`,
 /// and waits for that.
 fn init_has_uids(cfd: &OwnedFd, want: (u32, u32)) -> Result<()> {
@@ -961,7 +941,7 @@ fn init_has_uids(cfd: &OwnedFd, want: (u32, u32)) -> Result<()> {
 pub fn real_uid_not_gained() -> Result<()> {
     h::require(&[Call::Create, Call::Fork])?;
     let mut maker = Proc::fork("real uid 0, effective uid 1000, no capabilities", || {
-        set_ids(&[], 0, USER)?;
+        h::set_ids(&[], 0, USER)?;
         capset(0, 0, 0)?;
         let cfd = h::create(&h::unique_name("ruid0"), 0)?;
         let mut starter = Proc::fork("uid 1000 in all its ids", || {
@@ -1050,7 +1030,7 @@ pub fn root_starts_rootless() -> Result<()> {
     const GROUP: u32 = 4242;
     let (ours, theirs) = socketpair()?;
     let mut maker = Proc::fork("uid 1000 in group 4242", || {
-        set_ids(&[GROUP], USER, USER)?;
+        h::set_ids(&[GROUP], USER, USER)?;
         let cfd = h::create(&h::unique_name("rootless"), CONTAINER_NEW_USER_NS)?;
         send_fd(&theirs, &cfd)?;
         Ok(0)
